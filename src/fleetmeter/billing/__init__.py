@@ -1,0 +1,1 @@
+"""Pure rating: contract + usage → statement lines (Decimal), reconciliation. Imports wire only."""
