@@ -44,7 +44,9 @@ class Driver(Protocol):
 
     id: str
 
-    async def identify(self, target: Target, pins: PinStore, *, timeout_s: float = 5.0) -> DeviceIdentity | None:
+    async def identify(
+        self, target: Target, pins: PinStore, *, timeout_s: float = 5.0
+    ) -> DeviceIdentity | None:
         """Cheap probe: the device's identity if this driver can read it, None if it is not one
         of its devices. Raises ``DeviceUnreachable`` when nothing answers."""
         ...

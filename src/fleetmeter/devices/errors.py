@@ -24,7 +24,8 @@ class DeviceUnreachable(DeviceError):
 class CertificateMismatch(DeviceError):
     def __init__(self, address: str, expected: str, actual: str) -> None:
         super().__init__(
-            f"{address}: TLS certificate changed (pinned sha256 {expected[:16]}…, got {actual[:16]}…)"
+            f"{address}: TLS certificate changed "
+            f"(pinned sha256 {expected[:16]}…, got {actual[:16]}…)"
         )
         self.address = address
         self.expected = expected

@@ -51,7 +51,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, days: int) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, days: int
+) -> x509.CertificateBuilder:
     now = datetime.now(UTC)
     return (
         x509.CertificateBuilder()
@@ -84,9 +86,15 @@ def certificate_authority(common_name: str = "FleetMeter local CA", *, days: int
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -123,4 +131,6 @@ def fingerprint_der(der: bytes) -> str:
 
 
 def fingerprint_pem(pem: bytes) -> str:
-    return fingerprint_der(x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER))
+    return fingerprint_der(
+        x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    )

@@ -15,12 +15,12 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    field_validator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     NonNegativeInt,
+    field_validator,
 )
 
 SCHEMA_VERSION = "1.0"
@@ -60,7 +60,9 @@ class DeviceIdentity(WireModel):
     product_name: ShortText | None = None
     firmware_version: ShortText | None = None
     driver: ShortText = Field(description="Driver id that read the device, e.g. 'ledm'.")
-    address: ShortText | None = Field(default=None, description="Host or IP the device was read at.")
+    address: ShortText | None = Field(
+        default=None, description="Host or IP the device was read at."
+    )
     device_class: Literal["printer", "printer3d", "build_unit", "station"] = "printer"
 
 
@@ -92,7 +94,9 @@ class SupplyState(StrEnum):
 
 class Printhead(WireModel):
     slot: NonNegativeInt | None = None
-    colors: list[ShortText] = Field(default_factory=list, description="Colour codes, e.g. ['C','M'].")
+    colors: list[ShortText] = Field(
+        default_factory=list, description="Colour codes, e.g. ['C','M']."
+    )
     status: SupplyState = SupplyState.UNKNOWN
     health_percent: Percent | None = Field(default=None, description="Health metric, 100 = new.")
     product_number: ShortText | None = None
@@ -173,16 +177,20 @@ class DeviceStatus(WireModel):
 
 
 class CartridgeTypeUsage(WireModel):
+    """Per colour. None means the device does not say (never read it as zero)."""
+
     color: ShortText
     total_ink_ul: Microlitres = 0
-    vendor_ink_ul: Microlitres = 0
-    non_vendor_ink_ul: Microlitres = 0
-    insertions: NonNegativeInt = 0
+    vendor_ink_ul: Microlitres | None = None
+    non_vendor_ink_ul: Microlitres | None = None
+    insertions: NonNegativeInt | None = None
 
 
 class MediaTypeUsage(WireModel):
+    """Per media type (or, on office devices, per media size). None: the device does not say."""
+
     media_type: ShortText
-    area_mm2: SquareMillimetres = 0
+    area_mm2: SquareMillimetres | None = None
     length_mm: Millimetres | None = None
     impressions: NonNegativeInt | None = None
 
@@ -239,11 +247,15 @@ class LifetimeUsage(WireModel):
                 out[name] = value
         for c in self.by_cartridge_type:
             out[f"ink.{c.color}.total_ul"] = c.total_ink_ul
-            out[f"ink.{c.color}.vendor_ul"] = c.vendor_ink_ul
-            out[f"ink.{c.color}.non_vendor_ul"] = c.non_vendor_ink_ul
-            out[f"ink.{c.color}.insertions"] = c.insertions
+            if c.vendor_ink_ul is not None:
+                out[f"ink.{c.color}.vendor_ul"] = c.vendor_ink_ul
+            if c.non_vendor_ink_ul is not None:
+                out[f"ink.{c.color}.non_vendor_ul"] = c.non_vendor_ink_ul
+            if c.insertions is not None:
+                out[f"ink.{c.color}.insertions"] = c.insertions
         for m in self.by_media_type:
-            out[f"media.{m.media_type}.area_mm2"] = m.area_mm2
+            if m.area_mm2 is not None:
+                out[f"media.{m.media_type}.area_mm2"] = m.area_mm2
             if m.length_mm is not None:
                 out[f"media.{m.media_type}.length_mm"] = m.length_mm
             if m.impressions is not None:
@@ -432,7 +444,9 @@ class Batch(WireModel):
     _check_version = field_validator("schema_version")(check_schema_version)
     batch_id: uuid.UUID = Field(description="Idempotency key: a re-sent batch is not stored twice.")
     created_at: UtcDatetime
-    sender: ShortText | None = Field(default=None, description="Collector or device id (informative).")
+    sender: ShortText | None = Field(
+        default=None, description="Collector or device id (informative)."
+    )
     reports: list[DeviceReport] = Field(max_length=10_000)
 
 

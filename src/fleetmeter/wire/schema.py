@@ -1,4 +1,4 @@
-"""Export the wire model as JSON Schema (``fleetmeter wire-schema`` writes docs/wire-schema-v1.json)."""
+"""Export the wire model as JSON Schema (``fleetmeter wire-schema`` > docs/wire-schema-v1.json)."""
 
 from __future__ import annotations
 

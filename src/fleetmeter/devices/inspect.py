@@ -1,0 +1,99 @@
+"""Tools behind ``fleetmeter parse`` and ``fleetmeter probe``: read a directory of captured
+documents, or one live device, into a ``DeviceReport`` without the collector."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from fleetmeter.devices import registry
+from fleetmeter.devices.base import PinStore, ReadOptions, Target
+from fleetmeter.devices.errors import DeviceError, DeviceUnreachable, NotSupported
+from fleetmeter.wire import DeviceReport, ReportKind
+
+__all__ = ["parse_directory", "probe"]
+
+_MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+def _parse_ledm_directory(path: Path) -> DeviceReport:
+    from fleetmeter.devices.ledm.parse import DOCUMENTS, parse_documents
+
+    docs: dict[str, bytes] = {}
+    for file in sorted(path.glob("*.xml")):
+        if file.name not in DOCUMENTS or not file.is_file():
+            continue
+        if file.stat().st_size > _MAX_FILE_BYTES:
+            raise ValueError(f"{file}: larger than {_MAX_FILE_BYTES} bytes")
+        docs[file.name] = file.read_bytes()
+    if not docs:
+        known = ", ".join(DOCUMENTS)
+        raise ValueError(f"{path}: no LEDM document found (expected files named like {known})")
+    return parse_documents(docs, address=None)
+
+
+# Drivers whose documents can be captured as files, by driver id.
+_DIRECTORY_PARSERS: dict[str, Callable[[Path], DeviceReport]] = {"ledm": _parse_ledm_directory}
+
+
+def parse_directory(driver_id: str, path: Path) -> DeviceReport:
+    """Parse a directory of documents captured from a device, named as on the device
+    (``ProductUsageDyn.xml``, ...). Raises ``ValueError`` (unknown driver, no such directory,
+    nothing recognisable in it) or ``DeviceError`` (a document that cannot be parsed)."""
+    try:
+        registry.get(driver_id)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    parser = _DIRECTORY_PARSERS.get(driver_id)
+    if parser is None:
+        raise ValueError(f"driver {driver_id!r} cannot parse captured documents")
+    if not path.is_dir():
+        raise ValueError(f"{path}: no such directory")
+    return parser(path)
+
+
+async def probe(
+    host: str,
+    *,
+    driver_id: str | None = None,
+    port: int | None = None,
+    scheme: str = "https",
+    timeout_s: float = 10,
+    pins: PinStore | None = None,
+) -> DeviceReport:
+    """Identify and read one live device, read-only. Tries ``driver_id`` or every registered
+    driver in turn; the first that recognises the device reads it (a USAGE report).
+
+    ``pins`` defaults to an empty store: the certificate is trusted on first use for the
+    duration of the probe. Raises ``DeviceUnreachable`` when nothing answered, ``NotSupported``
+    when something answered but no driver recognised it, or another ``DeviceError``.
+    """
+    if scheme not in ("https", "http"):
+        raise ValueError(f"unsupported scheme {scheme!r} (https or http)")
+    if driver_id is not None:
+        try:
+            drivers = [registry.get(driver_id)]
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+    else:
+        drivers = registry.all_drivers()
+    store = pins if pins is not None else PinStore()
+    target = Target(host=host, port=port, scheme=scheme)
+    failures: list[DeviceError] = []
+    for driver in drivers:
+        try:
+            identity = await driver.identify(target, store, timeout_s=timeout_s)
+        except (DeviceUnreachable, NotSupported) as exc:
+            # Another driver may speak another protocol on another port: keep trying.
+            failures.append(exc)
+            continue
+        if identity is not None:
+            options = ReadOptions(kind=ReportKind.USAGE, timeout_s=timeout_s)
+            return await driver.read(target, store, options)
+    tried = ", ".join(driver.id for driver in drivers)
+    unreachable = [exc for exc in failures if isinstance(exc, DeviceUnreachable)]
+    if failures and len(unreachable) == len(failures):
+        raise unreachable[0]
+    if failures:
+        raise NotSupported(f"{host}: not recognised by any driver (tried {tried}): {failures[0]}")
+    raise NotSupported(f"{host}: not recognised by any driver (tried {tried})")
