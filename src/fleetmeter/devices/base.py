@@ -28,7 +28,8 @@ class PinStore:
     pins: dict[str, str] = field(default_factory=dict)
 
     def key(self, target: Target) -> str:
-        return f"{target.host}:{target.port}"
+        # The driver's default port when none is configured: one pin per (host, service).
+        return f"{target.host}:{target.port if target.port is not None else 'default'}"
 
 
 @dataclass(frozen=True)

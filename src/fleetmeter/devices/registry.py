@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from fleetmeter.devices.base import Driver
 
 _DRIVERS: dict[str, Driver] = {}
@@ -28,6 +30,13 @@ def all_drivers() -> list[Driver]:
     return list(_DRIVERS.values())
 
 
+BUILTIN: tuple[str, ...] = ("ledm", "ipp")
+"""Built-in drivers in discovery priority: a vendor's own protocol tells more than IPP, and
+IPP more than SNMP, so a device is read by the first of these that recognises it."""
+
+
 def _load_builtin() -> None:
-    # Imported lazily so that importing the registry does not import every protocol stack.
-    import fleetmeter.devices.ledm  # noqa: F401  (registers itself)
+    # Imported lazily so that importing the registry does not import every protocol stack;
+    # each module registers itself, in this order.
+    for name in BUILTIN:
+        importlib.import_module(f"fleetmeter.devices.{name}")

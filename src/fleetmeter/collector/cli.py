@@ -1,0 +1,220 @@
+"""``fleetmeter collector run|poll-once|discover|status --config FILE``: thin CLI over ``agent``.
+
+Exit codes: 0 success; 1 something failed at run time (a device poll, the upload, nothing
+found, portal unreachable); 2 the config is unusable. Errors are one line on stderr, never a
+traceback; ``run`` writes exactly one line to stdout, ``{"ready": true, ...}``, once started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from fleetmeter.collector.agent import (
+    CollectorError,
+    PollOnceResult,
+    describe_device,
+    discover_once,
+    poll_once,
+    run,
+)
+from fleetmeter.collector.config import CollectorConfig, ConfigError, load_config
+from fleetmeter.collector.state import State, StateError
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _err(message: str) -> None:
+    print(f"fleetmeter collector: {message}", file=sys.stderr)
+
+
+def _load(args: argparse.Namespace) -> CollectorConfig | None:
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        for line in exc.errors:
+            _err(line)
+        return None
+
+
+def _guarded(args: argparse.Namespace, body: Any) -> int:
+    """Turn the collector's expected failures into one stderr line and an exit code."""
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        code: int = body(config)
+    except ConfigError as exc:
+        for line in exc.errors:
+            _err(line)
+        return EXIT_CONFIG
+    except (CollectorError, StateError, OSError) as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    def body(config: CollectorConfig) -> int:
+        def ready() -> None:
+            line = {"ready": True, "data_dir": str(config.data_dir)}
+            sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
+
+        run(config, ready=ready)
+        return 0
+
+    return _guarded(args, body)
+
+
+def _n(count: int, noun: str, plural: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def _print_poll_once(result: PollOnceResult) -> None:
+    for device in result.devices:
+        print(
+            f"  {device['address']:<16} {device['driver']:<8} {device['serial_number']:<16} "
+            f"{device['model'] or device['vendor']}"
+        )
+    print(
+        f"{_n(result.devices_found, 'device')} found, {_n(result.reports_queued, 'report')} "
+        f"queued, {_n(result.jobs_collected, 'job')} collected"
+    )
+    print(
+        f"{_n(result.batches_sent, 'batch', 'batches')} sent "
+        f"({_n(result.reports_uploaded, 'report')}), {result.outbox_remaining} left in the outbox"
+    )
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    for error in result.errors:
+        print(f"error: {error}")
+    if result.upload_error:
+        print(f"error: upload: {result.upload_error}")
+
+
+def _cmd_poll_once(args: argparse.Namespace) -> int:
+    def body(config: CollectorConfig) -> int:
+        result = poll_once(config)
+        if args.json:
+            print(json.dumps(result.as_dict(), indent=2))
+        else:
+            _print_poll_once(result)
+        if not result.ok:
+            _err(
+                "poll-once failed: "
+                + "; ".join(
+                    [
+                        *result.errors,
+                        *([f"upload: {result.upload_error}"] if result.upload_error else []),
+                    ]
+                )
+            )
+        return 0 if result.ok else EXIT_FAILED
+
+    return _guarded(args, body)
+
+
+def _cmd_discover(args: argparse.Namespace) -> int:
+    def body(config: CollectorConfig) -> int:
+        result = discover_once(config)
+        devices = [describe_device(d) for d in result.found]
+        if args.json:
+            doc = {"devices": devices, "problems": [str(p) for p in result.problems]}
+            print(json.dumps(doc, indent=2))
+        else:
+            for d in devices:
+                port = f":{d['port']}" if d["port"] else ""
+                print(
+                    f"{d['scheme']}://{d['address']}{port}  {d['driver']}  "
+                    f"{d['vendor']} {d['model'] or ''}  serial {d['serial_number']}"
+                )
+            for problem in result.problems:
+                print(f"problem: {problem}")
+            print(f"{_n(len(devices), 'device')} found")
+        return 0 if devices else EXIT_FAILED
+
+    return _guarded(args, body)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    def body(config: CollectorConfig) -> int:
+        with State(config.data_dir) as state:
+            pending = state.outbox_count()
+            quarantined = state.quarantined()
+            devices = state.known_devices()
+        if args.json:
+            doc = {
+                "outbox_pending": pending,
+                "quarantined": [
+                    {
+                        "row": q.id,
+                        "batch_id": str(q.batch_id) if q.batch_id else None,
+                        "kind": q.kind,
+                        "reason": q.reason,
+                        "at": q.quarantined_at.isoformat(),
+                    }
+                    for q in quarantined
+                ],
+                "devices": [
+                    {
+                        "address": d.address,
+                        "driver": d.driver,
+                        "serial_number": d.serial_number,
+                        "last_seen": d.last_seen.isoformat() if d.last_seen else None,
+                        "last_error": d.last_error,
+                    }
+                    for d in devices
+                ],
+            }
+            print(json.dumps(doc, indent=2))
+            return 0
+        print(f"outbox pending:  {pending}")
+        print(f"quarantined:     {len(quarantined)}")
+        for q in quarantined:
+            print(f"  row {q.id} ({q.kind}) batch {q.batch_id}: {q.reason}")
+        print(f"known devices:   {len(devices)}")
+        for d in devices:
+            seen = d.last_seen.isoformat(timespec="seconds") if d.last_seen else "never"
+            error = f"  last error: {d.last_error}" if d.last_error else ""
+            print(f"  {d.address:<16} {d.driver:<8} {d.serial_number}  seen {seen}{error}")
+        return 0
+
+    return _guarded(args, body)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``collector`` and its sub-commands to the top-level ``fleetmeter`` parser."""
+    collector = subparsers.add_parser(
+        "collector",
+        help="on-prem agent: discover devices, poll them, upload to the portal",
+        description="Discover devices in the configured ranges, poll them read-only and upload "
+        "their reports to the portal.",
+    )
+    sub = collector.add_subparsers(dest="collector_command", metavar="SUBCOMMAND", required=True)
+
+    def add(name: str, func: Any, help_text: str, *, json_flag: bool = True) -> None:
+        parser = sub.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--config", required=True, metavar="FILE", help="collector TOML")
+        if json_flag:
+            parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.set_defaults(func=func)
+
+    add(
+        "run",
+        _cmd_run,
+        'run until SIGINT/SIGTERM (prints {"ready": true} once started)',
+        json_flag=False,
+    )
+    add(
+        "poll-once",
+        _cmd_poll_once,
+        "discover, poll every device once, upload everything; non-zero exit on any failure",
+    )
+    add("discover", _cmd_discover, "list the devices found in the configured ranges")
+    add("status", _cmd_status, "outbox size, quarantined reports and known devices")

@@ -1,0 +1,301 @@
+"""Upload the outbox to the portal in compressed batches, at least once, deduplicated by batch id.
+
+Order of operations per batch (see ``state`` for the guarantees this relies on):
+
+1. batches formed earlier and never confirmed are re-sent first, under their stored id;
+2. new batches take rows in outbox order, as many as fit in ``max_batch_bytes`` compressed;
+   a report that does not fit even alone is quarantined so it cannot block the queue;
+3. the batch id is stored with its rows *before* the POST;
+4. ``200`` → rows deleted; network error, ``408``, ``429``, ``5xx`` → kept, exponential backoff
+   with jitter; any other ``4xx`` → batch quarantined with the portal's problem detail.
+
+The collector token travels only in the ``Authorization`` header and is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import ssl
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from pydantic import ValidationError
+
+from fleetmeter.collector.config import CollectorConfig
+from fleetmeter.collector.state import OutboxRow, State
+from fleetmeter.wire import Batch, BatchReceipt, DeviceReport, now_utc
+from fleetmeter.wire.codec import encode_batch
+
+log = logging.getLogger(__name__)
+
+MAX_REPORTS_PER_BATCH = 10_000  # wire.model.Batch.reports max_length
+RETRYABLE_4XX = frozenset({408, 429})
+
+
+class UploadError(RuntimeError):
+    """An upload attempt failed in a way worth retrying later (network, 5xx, 408, 429)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class UploadResult:
+    batches_sent: int = 0
+    reports_sent: int = 0
+    jobs_sent: int = 0
+    quarantined: list[str] = field(default_factory=list)
+    error: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.quarantined
+
+
+def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Verify the portal against ``ca_file`` if configured, else the system's CA store."""
+    # ssl.create_default_context() loads the OS trust store (httpx's default is certifi's
+    # bundle, which an enterprise's private CA installed on the host would not be in).
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def describe_http_error(exc: httpx.HTTPError, url: str) -> str:
+    """One line for a transport failure, naming TLS verification problems plainly."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = cause.verify_message or str(cause)
+            return (
+                f"portal {url}: TLS certificate verification failed ({detail}); set "
+                "portal.ca_file to the CA that issued the portal's certificate"
+            )
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.TimeoutException):
+        return f"portal {url}: timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return f"portal {url}: cannot connect: {exc or type(exc).__name__}"
+    return f"portal {url}: {type(exc).__name__}: {exc}"
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    """The portal's RFC 9457 problem as one line (title, detail, field errors)."""
+    text = response.text[:2000]
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text.strip().replace("\n", " ")[:500] or response.reason_phrase
+    if not isinstance(doc, dict):
+        return text[:500]
+    parts = [str(doc[k]) for k in ("title", "detail") if doc.get(k)]
+    errors = doc.get("errors")
+    if isinstance(errors, list) and errors:
+        parts.append(json.dumps(errors)[:500])
+    return ": ".join(parts) or text[:500]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP-date; the exponential backoff applies instead
+
+
+class Backoff:
+    """Exponential backoff with full jitter, capped (AWS Architecture Blog, "Exponential
+    Backoff And Jitter"): spreads many collectors' retries after a portal outage."""
+
+    def __init__(self, *, base_s: float = 1.0, cap_s: float = 300.0) -> None:
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.failures = 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def next_delay(self, retry_after: float | None = None) -> float:
+        self.failures += 1
+        ceiling = min(self.cap_s, self.base_s * 2 ** min(self.failures, 30))
+        delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not security)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.cap_s))
+        return delay
+
+
+def _encode(
+    batch_id: uuid.UUID, created_at: datetime, sender: str, reports: Sequence[DeviceReport]
+) -> bytes:
+    batch = Batch(batch_id=batch_id, created_at=created_at, sender=sender, reports=list(reports))
+    return encode_batch(batch, "zstd")
+
+
+def _reports(rows: Sequence[OutboxRow]) -> list[DeviceReport]:
+    return [DeviceReport.model_validate_json(row.report_json) for row in rows]
+
+
+def split_rows(
+    rows: Sequence[OutboxRow], *, max_bytes: int, sender: str, created_at: datetime
+) -> tuple[list[OutboxRow], list[OutboxRow]]:
+    """The longest prefix of ``rows`` whose encoded batch fits ``max_bytes``, and the rows that
+    are too large alone (only ever the first row: a prefix of one that does not fit).
+
+    Exponential then binary search over the prefix length: O(log n) compressions instead of
+    one per row. Compressed size grows with the prefix in practice; the prefix taken is one
+    whose *measured* size fits, so the bound holds whatever the compressor does.
+    """
+    probe_id = uuid.UUID(int=0)  # same length as any uuid4: the size measured is the size sent
+    rows = rows[:MAX_REPORTS_PER_BATCH]
+    reports = _reports(rows)  # parsed once, not once per probe
+
+    def fits(n: int) -> bool:
+        return len(_encode(probe_id, created_at, sender, reports[:n])) <= max_bytes
+
+    if not rows:
+        return [], []
+    if not fits(1):
+        return [], [rows[0]]
+    good, bad = 1, None  # invariant: prefix `good` fits; prefix `bad` (if known) does not
+    while good < len(rows):
+        n = min(good * 2, len(rows))
+        if not fits(n):
+            bad = n
+            break
+        good = n
+    if bad is not None:
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if fits(mid):
+                good = mid
+            else:
+                bad = mid
+    return list(rows[:good]), []
+
+
+class Uploader:
+    """Sends the outbox. One per process; holds the HTTP client and the backoff state."""
+
+    def __init__(self, config: CollectorConfig, state: State) -> None:
+        self.config = config
+        self.state = state
+        self.url = config.portal.ingest_url
+        self.backoff = Backoff(cap_s=config.upload.max_backoff_seconds)
+        self._client = httpx.AsyncClient(
+            verify=ssl_context(config.portal.ca_file),
+            timeout=config.portal.timeout_seconds,
+            # trust_env: honour HTTPS_PROXY / NO_PROXY — sites often reach out only via a proxy.
+            trust_env=True,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Uploader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def check_portal(self) -> str | None:
+        """Can the portal be reached over verified TLS? None if yes, else a one-line reason."""
+        try:
+            await self._client.get(self.config.portal.url)
+        except httpx.HTTPError as exc:
+            return describe_http_error(exc, self.config.portal.url)
+        return None
+
+    async def upload_all(self) -> UploadResult:
+        """Send batches until the outbox is empty or an attempt fails (the caller backs off)."""
+        result = UploadResult()
+        sender = self.config.collector.name
+        max_bytes = self.config.upload.max_batch_bytes
+        try:
+            for pending in self.state.pending_batches():
+                if pending.rows:
+                    await self._send(pending.batch_id, pending.created_at, pending.rows, result)
+                else:
+                    self.state.confirm_batch(pending.batch_id)  # nothing left in it
+            while rows := self.state.unbatched_rows(MAX_REPORTS_PER_BATCH):
+                created_at = now_utc()
+                batch_rows, too_large = split_rows(
+                    rows, max_bytes=max_bytes, sender=sender, created_at=created_at
+                )
+                for row in too_large:
+                    reason = f"report alone exceeds max_batch_bytes ({max_bytes}) compressed"
+                    log.error("outbox row %d quarantined: %s", row.id, reason)
+                    self.state.quarantine_row(row.id, reason)
+                    result.quarantined.append(f"row {row.id}: {reason}")
+                if batch_rows:
+                    batch_id = self.state.assign_batch(
+                        [r.id for r in batch_rows], created_at=created_at
+                    )
+                    await self._send(batch_id, created_at, batch_rows, result)
+        except UploadError as exc:
+            result.error = str(exc)
+            result.retry_after = exc.retry_after
+            return result
+        self.backoff.reset()
+        return result
+
+    async def _send(
+        self,
+        batch_id: uuid.UUID,
+        created_at: datetime,
+        rows: Sequence[OutboxRow],
+        result: UploadResult,
+    ) -> None:
+        reports = _reports(rows)
+        body = _encode(batch_id, created_at, self.config.collector.name, reports)
+        headers = {
+            "Authorization": f"Bearer {self.config.token}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "zstd",
+        }
+        try:
+            response = await self._client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            reason = describe_http_error(exc, self.url)
+            self.state.record_batch_failure(batch_id, reason)
+            raise UploadError(reason) from exc
+
+        status = response.status_code
+        if status == 200:
+            self._check_receipt(batch_id, response)
+            deleted = self.state.confirm_batch(batch_id)
+            result.batches_sent += 1
+            result.reports_sent += deleted
+            result.jobs_sent += sum(len(r.jobs) for r in reports)
+            log.info("batch %s: %d reports, %d bytes, stored", batch_id, deleted, len(body))
+            return
+        detail = _problem_detail(response)
+        reason = f"portal answered {status}: {detail}"
+        if status >= 500 or status in RETRYABLE_4XX:
+            self.state.record_batch_failure(batch_id, reason)
+            raise UploadError(f"batch {batch_id}: {reason}", retry_after=_retry_after(response))
+        # Any other 4xx will not get better by resending the same bytes: keep the rows
+        # (visible in `collector status`), stop sending them, and carry on with the rest.
+        log.error("batch %s quarantined: %s", batch_id, reason)
+        self.state.quarantine_batch(batch_id, reason)
+        result.quarantined.append(f"batch {batch_id}: {reason}")
+
+    def _check_receipt(self, batch_id: uuid.UUID, response: httpx.Response) -> None:
+        try:
+            receipt = BatchReceipt.model_validate_json(response.content)
+        except ValidationError as exc:
+            # 200 means "durably stored" by contract; an unreadable receipt is a portal bug
+            # worth logging, not a reason to resend (the resend would be a duplicate anyway).
+            log.warning("batch %s: portal receipt unreadable: %s", batch_id, exc.errors()[:1])
+            return
+        if receipt.batch_id != batch_id:
+            raise UploadError(
+                f"batch {batch_id}: portal acknowledged another batch ({receipt.batch_id})"
+            )

@@ -1,0 +1,1 @@
+"""The JSON API: ingest for collectors, read endpoints for users and scripts."""

@@ -1,0 +1,99 @@
+"""The portal's one settings object (env prefix ``FLEETMETER_``), validated at start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fleetmeter.portal.errors import ConfigError
+from fleetmeter.wire.codec import MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES
+
+SESSION_SECRET_FILE = "session-secret"  # noqa: S105  (a file name)
+MIN_SECRET_LENGTH = 32
+# Values people paste from tutorials; refusing them beats signing sessions with them.
+_INSECURE_SECRETS = {"changethis", "changeme", "secret", "password", "development", "dev", "test"}
+
+
+class PortalSettings(BaseSettings):
+    """What a portal process needs to know; each field is settable as ``FLEETMETER_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEETMETER_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("data"), description="Where the SQLite file and the session secret live."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/portal.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db.",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs session cookies; if unset, one is generated into data_dir.",
+    )
+    session_max_age_s: int = Field(default=8 * 3600, ge=60, description="Login lifetime.")
+    cookie_secure: bool = Field(
+        default=False, description="Send the session cookie only over HTTPS (on when TLS serves)."
+    )
+    max_ingest_body_bytes: int = Field(
+        # The wire limit plus a small margin: a collector's encoder may land a few bytes over.
+        default=MAX_COMPRESSED_BYTES + 4096,
+        ge=1024,
+        description="Largest compressed ingest body accepted; larger is refused with 413 unread.",
+    )
+    max_decompressed_bytes: int = Field(
+        default=MAX_DECOMPRESSED_BYTES, ge=1024, description="Compression-bomb cap."
+    )
+    sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
+
+    @field_validator("session_secret")
+    @classmethod
+    def _refuse_insecure_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if len(raw) < MIN_SECRET_LENGTH or raw.lower() in _INSECURE_SECRETS:
+            raise ValueError(
+                f"session secret is insecure: use at least {MIN_SECRET_LENGTH} random characters "
+                "(or leave it unset to have one generated)"
+            )
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'portal.db').resolve()}"
+
+    def ensure_data_dir(self) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create data dir {self.data_dir}: {exc}") from exc
+
+    def resolve_session_secret(self) -> str:
+        """The configured secret, else the one kept in the data dir (created on first start)."""
+        if self.session_secret is not None:
+            return self.session_secret.get_secret_value()
+        self.ensure_data_dir()
+        path = self.data_dir / SESSION_SECRET_FILE
+        try:
+            if path.exists():
+                stored = path.read_text().strip()
+                if len(stored) < MIN_SECRET_LENGTH:
+                    raise ConfigError(f"{path} holds an insecure (short) secret; delete it")
+                return stored
+            value = secrets.token_urlsafe(48)
+            # O_EXCL: two processes starting at once must not overwrite each other's secret.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(value + "\n")
+            return value
+        except FileExistsError:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read or create {path}: {exc}") from exc

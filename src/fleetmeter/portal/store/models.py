@@ -1,0 +1,251 @@
+"""The portal's tables (SQLAlchemy 2 typed declarative).
+
+Tenancy rule (DESIGN.md, "Scale"): every tenant-owned table carries ``reseller_id`` and it
+leads every composite key, unique constraint and index, so the schema distributes on
+Citus by reseller. Two lookups are global on purpose because they happen before the
+tenant is known: a user's login email and a collector's token hash.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from fleetmeter.portal.store.types import UtcDateTime
+from fleetmeter.wire import now_utc
+
+# Deterministic constraint names: Alembic can then drop/alter them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SHORT = 256  # wire ShortText
+LONG = 2048  # wire LongText
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+        uuid.UUID: Uuid(),
+        int: BigInteger(),
+    }
+
+
+def _new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+# --------------------------------------------------------------------------- tenancy
+
+
+class Reseller(Base):
+    """A tenant: owns customers, devices, users and collectors."""
+
+    __tablename__ = "resellers"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(SHORT), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("reseller_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    name: Mapped[str] = mapped_column(String(SHORT))
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class Site(Base):
+    """Where devices stand. Optional for now: devices may have no site."""
+
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("reseller_id", "customer_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    name: Mapped[str] = mapped_column(String(SHORT))
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (Index(None, "reseller_id", "email"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    # Global: people log in with their email alone, before the tenant is known.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(SHORT))
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class Collector(Base):
+    """An on-prem collector, bound to one reseller and one customer."""
+
+    __tablename__ = "collectors"
+    __table_args__ = (Index(None, "reseller_id", "customer_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    name: Mapped[str] = mapped_column(String(SHORT))
+    # sha256 hex of a 32-byte random token: high entropy, so no slow hash is needed.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    last_seen_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------- devices
+
+
+class Device(Base):
+    """One device, identified by (vendor, serial number) within a reseller."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        UniqueConstraint("reseller_id", "vendor", "serial_number"),
+        Index(None, "reseller_id", "customer_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    site_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sites.id"))
+    vendor: Mapped[str] = mapped_column(String(SHORT))
+    serial_number: Mapped[str] = mapped_column(String(SHORT))
+    model: Mapped[str | None] = mapped_column(String(SHORT))
+    product_number: Mapped[str | None] = mapped_column(String(SHORT))
+    firmware: Mapped[str | None] = mapped_column(String(SHORT))
+    driver: Mapped[str] = mapped_column(String(SHORT))
+    device_class: Mapped[str] = mapped_column(String(32), default="printer")
+    address: Mapped[str | None] = mapped_column(String(SHORT))
+    first_seen_at: Mapped[datetime] = mapped_column(default=now_utc)
+    last_seen_at: Mapped[datetime | None]
+    # Latest status snapshot (wire DeviceStatus as JSON) and when the device reported it.
+    engine_state: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[dict[str, Any] | None]
+    status_at: Mapped[datetime | None]
+
+
+class CounterReading(Base):
+    """Append-only lifetime counter reading: one row per meter per report."""
+
+    __tablename__ = "counter_readings"
+
+    # The natural key is the primary key: an identical reading re-sent is the same row.
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"), primary_key=True)
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    meter: Mapped[str] = mapped_column(String(SHORT), primary_key=True)
+    read_at: Mapped[datetime] = mapped_column(primary_key=True)
+    value: Mapped[int]
+
+
+class JobRecord(Base):
+    """One accounted job; unique by (device, job UUID)."""
+
+    __tablename__ = "job_records"
+    __table_args__ = (
+        UniqueConstraint("reseller_id", "device_id", "job_uuid"),
+        Index(None, "reseller_id", "device_id", "completed_at"),
+        Index(None, "reseller_id", "completed_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"))
+    batch_id: Mapped[uuid.UUID]  # the batch that brought the job (provenance)
+    job_uuid: Mapped[uuid.UUID]
+    sequence_number: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(LONG))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(SHORT))
+    submitter_project: Mapped[str | None] = mapped_column(String(SHORT))
+    submitter_application: Mapped[str | None] = mapped_column(String(SHORT))
+    submitter_account: Mapped[str | None] = mapped_column(String(SHORT))
+    submitter_user: Mapped[str | None] = mapped_column(String(SHORT))
+    submitter_user_defined: Mapped[str | None] = mapped_column(String(SHORT))
+    submitted_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime]
+    print_time_s: Mapped[int | None]
+    duration_s: Mapped[int | None]
+    coverage_category: Mapped[str | None] = mapped_column(String(SHORT))
+    application_category: Mapped[str | None] = mapped_column(String(SHORT))
+    print_quality: Mapped[str | None] = mapped_column(String(SHORT))
+    pages: Mapped[int]
+    copies: Mapped[int]
+    media_type: Mapped[str | None] = mapped_column(String(SHORT))
+    media_width_mm: Mapped[int | None]
+    media_length_mm: Mapped[int | None]
+    media_area_mm2: Mapped[int]
+    printed_area_mm2: Mapped[int]
+    scan_area_mm2: Mapped[int]
+    ink_ul: Mapped[dict[str, Any]]
+    total_ink_ul: Mapped[int]
+    pixel_coverage_ppm: Mapped[dict[str, Any]]
+    category_usage: Mapped[list[Any]]
+    # Fields a newer wire minor version added that this portal does not know (kept, not lost).
+    extra: Mapped[dict[str, Any] | None]
+    received_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("reseller_id", "device_id", "code", "first_seen"),
+        Index(None, "reseller_id", "cleared_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"))
+    code: Mapped[str] = mapped_column(String(SHORT))
+    severity: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(String(LONG))
+    component: Mapped[str | None] = mapped_column(String(SHORT))
+    first_seen: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+
+
+class IngestedBatch(Base):
+    """Idempotency record: a batch id seen once per reseller is never stored again."""
+
+    __tablename__ = "ingested_batches"
+    # Batch ids are UUIDs, so unique within a reseller is unique in practice, and the
+    # tenancy rule (reseller first) holds for the one constraint that decides duplicates.
+    __table_args__ = (UniqueConstraint("reseller_id", "batch_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    batch_id: Mapped[uuid.UUID]
+    collector_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collectors.id"))
+    received_at: Mapped[datetime] = mapped_column(default=now_utc)
+    created_at: Mapped[datetime | None]
+    reports: Mapped[int] = mapped_column(default=0)
+    jobs_stored: Mapped[int] = mapped_column(default=0)
+    jobs_duplicate: Mapped[int] = mapped_column(default=0)
+    counter_readings: Mapped[int] = mapped_column(default=0)
+    alerts: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,336 @@
+"""poll_once, run and the CLI with the stand-in driver (conftest.FakeDriver) on loopback
+addresses and the local HTTPS portal stub."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from fleetmeter.collector import cli as collector_cli
+from fleetmeter.collector.agent import poll_once, run_async
+from fleetmeter.collector.config import CollectorConfig, load_config
+from fleetmeter.collector.state import State
+from fleetmeter.wire import ReportKind
+
+from .conftest import FakeDriver, PortalStub, write_config
+
+pytestmark = pytest.mark.usefixtures("fake_driver")
+
+
+def fleet(driver: FakeDriver) -> None:
+    driver.add("127.0.1.1", "SN-A", jobs=3)
+    driver.add("127.0.1.2", "SN-B", jobs=0)
+    driver.add("127.0.1.3", "SN-C", jobs=5)
+    driver.not_mine.add("127.0.1.4")  # answers, but is not one of the driver's devices
+
+
+def config_for(tmp_path: Path, portal: PortalStub, ca_file: Path, **kw: object) -> CollectorConfig:
+    kw.setdefault("targets", ["127.0.1.0/29"])
+    path = write_config(tmp_path / "collector.toml", portal_url=portal.url, ca_file=ca_file, **kw)  # type: ignore[arg-type]
+    return load_config(path)
+
+
+def jobs_at_portal(portal: PortalStub) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for received in portal.received:
+        for report in received.batch.reports:
+            out.setdefault(report.device.serial_number, []).extend(
+                j.sequence_number for j in report.jobs
+            )
+    return out
+
+
+def test_poll_once_collects_every_job_once(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    fleet(fake_driver)
+    config = config_for(tmp_path, portal, ca_file)
+    result = poll_once(config)
+    assert result.ok, result
+    assert result.devices_found == 3
+    assert [d["address"] for d in result.devices] == ["127.0.1.1", "127.0.1.2", "127.0.1.3"]
+    assert (result.reports_queued, result.jobs_collected) == (3, 8)
+    assert result.batches_sent == 1 and result.reports_uploaded == 3
+    assert result.outbox_remaining == 0
+    assert jobs_at_portal(portal) == {"SN-A": [1, 2, 3], "SN-B": [], "SN-C": [1, 2, 3, 4, 5]}
+    (received,) = portal.received
+    for report in received.batch.reports:
+        assert report.kind is ReportKind.USAGE
+        assert report.device.address is not None and report.device.address.startswith("127.0.1.")
+        assert report.status is not None and report.alerts  # usage carries status and alerts
+
+    # More printing; the second round sends only the new jobs (cursors advanced with the
+    # reports), and the pins learnt on first contact were kept.
+    fake_driver.printers["127.0.1.1"].print_jobs(2)
+    portal.received.clear()
+    fake_driver.reads.clear()
+    second = poll_once(config)
+    assert second.ok and second.jobs_collected == 2
+    assert jobs_at_portal(portal) == {"SN-A": [4, 5], "SN-B": [], "SN-C": []}
+    cursors = {host: opts.job_cursor for host, opts in fake_driver.reads}
+    assert cursors == {"127.0.1.1": 3, "127.0.1.2": None, "127.0.1.3": 5}
+    with State(config.data_dir) as state:
+        assert set(state.load_pins().pins) == {
+            "127.0.1.1:default",
+            "127.0.1.2:default",
+            "127.0.1.3:default",
+        }
+
+
+def test_a_failing_device_fails_the_run_but_not_the_others(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    fleet(fake_driver)
+    fake_driver.printers["127.0.1.2"].fail_read = "ProductUsageDyn.xml: not XML"
+    result = poll_once(config_for(tmp_path, portal, ca_file))
+    assert not result.ok
+    assert result.errors == ["poll 127.0.1.2 (fake): ProductUsageDyn.xml: not XML"]
+    assert set(jobs_at_portal(portal)) == {"SN-A", "SN-C"}
+
+
+def test_nothing_found_is_a_failure(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    result = poll_once(config_for(tmp_path, portal, ca_file))
+    assert not result.ok and result.devices_found == 0
+    assert result.errors == ["no devices found in the configured ranges"]
+
+
+def test_a_known_device_that_went_silent_is_reported_not_forgotten(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    fleet(fake_driver)
+    config = config_for(tmp_path, portal, ca_file)
+    assert poll_once(config).ok
+    del fake_driver.printers["127.0.1.3"]  # switched off
+    result = poll_once(config)
+    assert result.devices_found == 2
+    assert result.errors == ["poll 127.0.1.3 (fake): 127.0.1.3: connection refused"]
+    with State(config.data_dir) as state:
+        known = {d.address: d.last_error for d in state.known_devices()}
+    assert known["127.0.1.3"] == "127.0.1.3: connection refused"
+
+
+def test_a_swapped_device_is_read_with_its_own_cursor(
+    tmp_path: Path,
+    portal: PortalStub,
+    ca_file: Path,
+    fake_driver: FakeDriver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_driver.add("127.0.1.1", "OLD", jobs=9)
+    config = config_for(tmp_path, portal, ca_file)
+    assert poll_once(config).ok
+    # Between discovery and the read, another printer (own job numbering) takes the address.
+    from fleetmeter.collector import agent
+
+    real_discover = agent.Agent.discover
+
+    async def discover_then_swap(self: agent.Agent) -> object:
+        result = await real_discover(self)
+        fake_driver.add("127.0.1.1", "NEW", jobs=4)
+        return result
+
+    monkeypatch.setattr(agent.Agent, "discover", discover_then_swap)
+    portal.received.clear()
+    result = poll_once(config)
+    assert result.ok and result.jobs_collected == 4
+    assert jobs_at_portal(portal) == {"NEW": [1, 2, 3, 4]}
+
+
+def test_a_large_job_backlog_is_split_into_reports_that_fit(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    # A printer's whole job log (the simulator keeps 2000) arrives at the first poll: it must
+    # reach the portal complete, in batches under the cap, none quarantined as too large.
+    printer = fake_driver.add("127.0.1.1", "SN-BIG")
+    printer.job_name_size = 200
+    printer.print_jobs(2000)
+    config = config_for(tmp_path, portal, ca_file, max_batch_bytes=50_000)
+    result = poll_once(config)
+    assert result.ok, result.as_dict()
+    assert result.jobs_collected == 2000
+    assert jobs_at_portal(portal) == {"SN-BIG": list(range(1, 2001))}
+    reports = [r for x in portal.received for r in x.batch.reports]
+    assert len(reports) == 8 and all(len(r.jobs) <= 250 for r in reports)
+    assert reports[0].usage is not None and all(r.usage is None for r in reports[1:])
+    assert all(x.size <= 50_000 for x in portal.received)
+    with State(config.data_dir) as state:
+        assert state.job_cursor("fake", "SN-BIG") == 2000
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="fleetmeter")
+    collector_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def test_cli_poll_once_and_discover(
+    tmp_path: Path,
+    portal: PortalStub,
+    ca_file: Path,
+    fake_driver: FakeDriver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fleet(fake_driver)
+    config = config_for(tmp_path, portal, ca_file)
+    assert cli(["collector", "discover", "--config", str(config.source)]) == 0
+    out = capsys.readouterr().out
+    assert "https://127.0.1.1  fake  HP Fake T830  serial SN-A" in out
+    assert "3 devices found" in out
+
+    assert cli(["collector", "poll-once", "--config", str(config.source)]) == 0
+    out = capsys.readouterr().out
+    assert "3 devices found, 3 reports queued, 8 jobs collected" in out
+    assert "1 batch sent (3 reports), 0 left in the outbox" in out
+
+    assert cli(["collector", "poll-once", "--json", "--config", str(config.source)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is True and doc["devices_found"] == 3 and doc["jobs_collected"] == 0
+
+    assert cli(["collector", "status", "--json", "--config", str(config.source)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["outbox_pending"] == 0 and len(doc["devices"]) == 3
+
+
+def test_cli_errors_are_one_line_without_traceback(
+    tmp_path: Path, ca_file: Path, fake_driver: FakeDriver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write_config(tmp_path / "bad.toml", usage_minutes=10)
+    for command in ("run", "poll-once", "discover", "status"):
+        assert cli(["collector", command, "--config", str(bad)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        (line,) = captured.err.splitlines()
+        assert "schedule.usage_interval_minutes" in line and "Traceback" not in captured.err
+
+    fleet(fake_driver)
+    down = write_config(tmp_path / "down.toml", portal_url="https://127.0.0.1:9", ca_file=ca_file)
+    assert cli(["collector", "poll-once", "--config", str(down)]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "upload: portal https://127.0.0.1:9/api/v1/ingest/batches: cannot connect" in (
+        captured.err
+    )
+
+
+# --------------------------------------------------------------------------- run
+
+
+def test_run_polls_on_schedule_uploads_and_stops_cleanly(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    fleet(fake_driver)
+    # Speed 1200: usage every 1.5 s, health every 0.25 s, upload every 0.05 s of real time.
+    config = config_for(tmp_path, portal, ca_file, usage_minutes=30, speed=1200.0)
+    ready = threading.Event()
+    loop_box: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        async def go() -> None:
+            stop = asyncio.Event()
+            loop_box.append((asyncio.get_running_loop(), stop))
+            await run_async(config, ready=ready.set, stop=stop)
+
+        try:
+            asyncio.run(go())
+        except BaseException as exc:  # reported to the test thread below
+            errors.append(exc)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    try:
+        assert ready.wait(10), errors
+
+        def kinds(p: PortalStub) -> list[ReportKind]:
+            return [r.kind for x in p.received for r in x.batch.reports]
+
+        # First usage right away, then health polls, then the second usage round.
+        assert portal.wait_for(lambda p: kinds(p).count(ReportKind.USAGE) >= 6, 15)
+        assert ReportKind.HEALTH in kinds(portal)
+        assert kinds(portal)[:3] == [ReportKind.USAGE] * 3
+        fake_driver.printers["127.0.1.2"].print_jobs(2)
+        assert portal.wait_for(lambda p: jobs_at_portal(p).get("SN-B") == [1, 2], 15)
+    finally:
+        loop, stop = loop_box[0]
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(15)
+    assert not thread.is_alive() and errors == []
+    assert jobs_at_portal(portal) == {"SN-A": [1, 2, 3], "SN-B": [1, 2], "SN-C": [1, 2, 3, 4, 5]}
+
+
+def test_run_keeps_collecting_while_the_portal_is_down(
+    tmp_path: Path, ca_file: Path, fake_driver: FakeDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A site PC often boots before its network; the portal may be down for days. The agent
+    # must start anyway and keep every reading in the outbox.
+    fleet(fake_driver)
+    down = load_config(
+        write_config(
+            tmp_path / "down.toml",
+            portal_url="https://127.0.0.1:9",
+            ca_file=ca_file,
+            targets=["127.0.1.0/29"],
+        )
+    )
+    ready = threading.Event()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_async(down, ready=ready.set, stop=stop))
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            with State(down.data_dir) as state:
+                if state.outbox_count() >= 3:
+                    break
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+    asyncio.run(go())
+    assert ready.is_set()
+    assert "portal not reachable now" in caplog.text
+    with State(down.data_dir) as state:
+        assert state.outbox_count() >= 3  # one usage report per printer, waiting for the portal
+
+
+def test_cli_run_prints_ready_and_stops_on_sigterm(
+    tmp_path: Path,
+    portal: PortalStub,
+    ca_file: Path,
+    fake_driver: FakeDriver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fleet(fake_driver)
+    config = config_for(tmp_path, portal, ca_file, usage_minutes=30, speed=600.0)
+    done = threading.Event()
+
+    def terminate_after_first_batch() -> None:
+        if portal.wait_for(lambda p: len(p.received) >= 1, 15) and not done.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_after_first_batch)
+    killer.start()
+    try:
+        code = cli(["collector", "run", "--config", str(config.source)])
+    finally:
+        done.set()
+        killer.join()
+    assert code == 0
+    out = capsys.readouterr().out
+    assert json.loads(out.splitlines()[0])["ready"] is True
+    assert len(out.splitlines()) == 1  # stdout carries the ready line only
+    with State(config.data_dir) as state:
+        assert state.known_devices()  # state written and closed cleanly
