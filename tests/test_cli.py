@@ -83,3 +83,23 @@ def test_every_program_has_help() -> None:
         result = fleetmeter(*args)
         assert result.returncode == 0, (args, result.stderr)
         assert "usage:" in result.stdout
+
+
+def test_parse_an_ipp_capture() -> None:
+    capture = shared_fixtures() / "ipp" / "get-printer-attributes-epsonxp6000.bin"
+    result = fleetmeter("parse", "--driver", "ipp", str(capture))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["device"]["product_name"] == "EPSON XP-6000 Series"
+    assert len(report["status"]["cartridges"]) == 5
+
+
+def test_parse_of_an_ipp_error_capture_is_a_one_line_error() -> None:
+    capture = shared_fixtures() / "ipp" / "get-printer-attributes-error-0x0503.bin"
+    result = fleetmeter("parse", "--driver", "ipp", str(capture))
+    _assert_one_line_error(result)
+    assert "0x0503" in result.stderr or "version" in result.stderr.lower()
+
+
+def test_parse_of_a_missing_ipp_file_is_a_one_line_error(tmp_path: Path) -> None:
+    _assert_one_line_error(fleetmeter("parse", "--driver", "ipp", str(tmp_path / "none.bin")))

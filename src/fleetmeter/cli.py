@@ -25,10 +25,10 @@ def _cmd_wire_schema(args: argparse.Namespace) -> int:
 
 def _cmd_parse(args: argparse.Namespace) -> int:
     from fleetmeter.devices.errors import DeviceError
-    from fleetmeter.devices.inspect import parse_directory
+    from fleetmeter.devices.inspect import parse_capture
 
     try:
-        report = parse_directory(args.driver, Path(args.directory))
+        report = parse_capture(args.driver, Path(args.capture))
     except (DeviceError, ValueError, KeyError, OSError) as exc:
         return _fail(f"parse: {_reason(exc)}")
     print(report.model_dump_json(indent=2, exclude_none=True))
@@ -120,10 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     parse = sub.add_parser(
         "parse",
-        help="print the device report built from a directory of captured device documents",
+        help="print the device report built from captured device responses",
+        description="ledm: a directory of documents named as on the device "
+        "(ProductUsageDyn.xml, ...); ipp: a Get-Printer-Attributes response body.",
     )
     parse.add_argument("--driver", default="ledm", help="driver id (default ledm)")
-    parse.add_argument("directory", help="directory of documents named as on the device")
+    parse.add_argument("capture", help="the captured directory or file")
     parse.set_defaults(func=_cmd_parse)
 
     probe = sub.add_parser("probe", help="read one live device (read-only) and print its report")

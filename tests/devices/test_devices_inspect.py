@@ -1,4 +1,4 @@
-"""``parse_directory`` and ``probe``: what ``fleetmeter parse`` and ``fleetmeter probe`` run."""
+"""``parse_capture`` and ``probe``: what ``fleetmeter parse`` and ``fleetmeter probe`` run."""
 
 from __future__ import annotations
 
@@ -7,35 +7,35 @@ from pathlib import Path
 import pytest
 
 from fleetmeter.devices.errors import DeviceUnreachable, MalformedResponse, NotSupported
-from fleetmeter.devices.inspect import parse_directory, probe
+from fleetmeter.devices.inspect import parse_capture, probe
 from tests.devices.conftest import OWN_FIXTURES, DeviceServer, shared_fixtures
 
 
-def test_parse_directory_of_each_real_capture() -> None:
-    officejet = parse_directory("ledm", shared_fixtures() / "ledm" / "hp_officejet_pro_9022e")
+def test_parse_capture_of_each_real_capture() -> None:
+    officejet = parse_capture("ledm", shared_fixtures() / "ledm" / "hp_officejet_pro_9022e")
     assert officejet.device.product_number == "226Y0B"
     assert officejet.usage is not None and officejet.usage.impressions == 875
-    envy = parse_directory(
+    envy = parse_capture(
         "ledm", shared_fixtures() / "ledm" / "hp_envy_photo_7830_all_in_one_printer"
     )
     assert envy.device.product_number == "Y0G50B"
     assert envy.usage is not None and envy.usage.impressions == 4053
 
 
-def test_parse_directory_errors(tmp_path: Path) -> None:
+def test_parse_capture_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown driver 'nosuch'"):
-        parse_directory("nosuch", tmp_path)
+        parse_capture("nosuch", tmp_path)
     with pytest.raises(ValueError, match="no such directory"):
-        parse_directory("ledm", tmp_path / "nope")
+        parse_capture("ledm", tmp_path / "nope")
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "Other.xml").write_text("<x/>")
     with pytest.raises(ValueError, match="no LEDM document found"):
-        parse_directory("ledm", tmp_path)
+        parse_capture("ledm", tmp_path)
     (tmp_path / "ProductUsageDyn.xml").write_bytes(
         (OWN_FIXTURES / "designjet_synthetic" / "ProductUsageDyn.xml").read_bytes()
     )
     with pytest.raises(MalformedResponse, match=r"ProductConfigDyn\.xml is required"):
-        parse_directory("ledm", tmp_path)
+        parse_capture("ledm", tmp_path)
 
 
 @pytest.mark.anyio

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -10,11 +11,19 @@ from fleetmeter.wire import DeviceIdentity, DeviceReport, ReportKind
 
 @dataclass(frozen=True)
 class Target:
-    """Where a device is and how to reach it."""
+    """Where a device is and how to reach it (the collector builds these from its ranges)."""
 
     host: str
     port: int | None = None  # None: the driver's default (443 for ledm)
     scheme: str = "https"  # "https" or "http" (plain HTTP only when a range is configured for it)
+    # Verify the device's certificate against this CA bundle instead of pinning it on first use.
+    ca_file: str | None = None
+    # Per-driver secrets from the range's config, never logged. Keys by driver:
+    #   snmp:      community | v3_user, v3_auth_protocol, v3_auth_key, v3_priv_protocol, v3_priv_key
+    #   octoprint: api_key            moonraker: api_key (optional)
+    credentials: Mapping[str, str] = field(
+        default_factory=dict, repr=False, compare=False, hash=False
+    )
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Tools behind ``fleetmeter parse`` and ``fleetmeter probe``: read a directory of captured
-documents, or one live device, into a ``DeviceReport`` without the collector."""
+"""Tools behind ``fleetmeter parse`` and ``fleetmeter probe``: read captured responses (a
+directory of LEDM documents, an IPP response body, an SNMP recording) or one live device into
+a ``DeviceReport`` without the collector."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fleetmeter.devices.base import PinStore, ReadOptions, Target
 from fleetmeter.devices.errors import DeviceError, DeviceUnreachable, NotSupported
 from fleetmeter.wire import DeviceReport, ReportKind
 
-__all__ = ["parse_directory", "probe"]
+__all__ = ["parse_capture", "probe"]
 
 _MAX_FILE_BYTES = 8 * 1024 * 1024
 
@@ -32,23 +33,43 @@ def _parse_ledm_directory(path: Path) -> DeviceReport:
     return parse_documents(docs, address=None)
 
 
-# Drivers whose documents can be captured as files, by driver id.
-_DIRECTORY_PARSERS: dict[str, Callable[[Path], DeviceReport]] = {"ledm": _parse_ledm_directory}
+def _read_capture_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if path.stat().st_size > _MAX_FILE_BYTES:
+        raise ValueError(f"{path}: larger than {_MAX_FILE_BYTES} bytes")
+    return path.read_bytes()
 
 
-def parse_directory(driver_id: str, path: Path) -> DeviceReport:
-    """Parse a directory of documents captured from a device, named as on the device
-    (``ProductUsageDyn.xml``, ...). Raises ``ValueError`` (unknown driver, no such directory,
-    nothing recognisable in it) or ``DeviceError`` (a document that cannot be parsed)."""
+def _parse_ipp_file(path: Path) -> DeviceReport:
+    from fleetmeter.devices.ipp.parse import parse_report
+
+    return parse_report(_read_capture_file(path), address=None)
+
+
+# What a capture is for each driver that can parse one: (a directory?, the parser).
+_CAPTURE_PARSERS: dict[str, tuple[bool, Callable[[Path], DeviceReport]]] = {
+    "ledm": (True, _parse_ledm_directory),
+    "ipp": (False, _parse_ipp_file),
+}
+
+
+def parse_capture(driver_id: str, path: Path) -> DeviceReport:
+    """Parse what was captured from a device: for ``ledm`` a directory of documents named as
+    on the device (``ProductUsageDyn.xml``, ...); for ``ipp`` a Get-Printer-Attributes
+    response body. Raises ``ValueError`` (unknown driver, no such file or directory, nothing
+    recognisable) or ``DeviceError`` (a capture that cannot be parsed)."""
     try:
         registry.get(driver_id)
     except KeyError as exc:
         raise ValueError(exc.args[0]) from None
-    parser = _DIRECTORY_PARSERS.get(driver_id)
-    if parser is None:
-        raise ValueError(f"driver {driver_id!r} cannot parse captured documents")
-    if not path.is_dir():
-        raise ValueError(f"{path}: no such directory")
+    entry = _CAPTURE_PARSERS.get(driver_id)
+    if entry is None:
+        known = ", ".join(sorted(_CAPTURE_PARSERS))
+        raise ValueError(f"driver {driver_id!r} cannot parse captures (these can: {known})")
+    is_directory, parser = entry
+    if is_directory and not path.is_dir():
+        raise ValueError(f"{path}: no such directory (the {driver_id} driver reads a directory)")
     return parser(path)
 
 
