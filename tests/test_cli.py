@@ -103,3 +103,18 @@ def test_parse_of_an_ipp_error_capture_is_a_one_line_error() -> None:
 
 def test_parse_of_a_missing_ipp_file_is_a_one_line_error(tmp_path: Path) -> None:
     _assert_one_line_error(fleetmeter("parse", "--driver", "ipp", str(tmp_path / "none.bin")))
+
+
+def test_parse_an_snmp_recording() -> None:
+    capture = shared_fixtures() / "snmp" / "ricoh_mpc3002.snmprec"
+    result = fleetmeter("parse", "--driver", "snmp", str(capture))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["usage"]["impressions"] == 271871  # prtMarkerLifeCount in the recording
+    assert report["device"]["serial_number"] == "W492KB03439"
+
+
+def test_parse_of_a_file_that_is_no_recording_is_a_one_line_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.snmprec"
+    bogus.write_text("this is not a recording\n")
+    _assert_one_line_error(fleetmeter("parse", "--driver", "snmp", str(bogus)))

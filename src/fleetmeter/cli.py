@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         "parse",
         help="print the device report built from captured device responses",
         description="ledm: a directory of documents named as on the device "
-        "(ProductUsageDyn.xml, ...); ipp: a Get-Printer-Attributes response body.",
+        "(ProductUsageDyn.xml, ...); ipp: a Get-Printer-Attributes response body; "
+        "snmp: an snmpsim .snmprec recording.",
     )
     parse.add_argument("--driver", default="ledm", help="driver id (default ledm)")
     parse.add_argument("capture", help="the captured directory or file")

@@ -47,18 +47,31 @@ def _parse_ipp_file(path: Path) -> DeviceReport:
     return parse_report(_read_capture_file(path), address=None)
 
 
+def _parse_snmprec_file(path: Path) -> DeviceReport:
+    from fleetmeter.devices.snmp.parse import parse_report
+    from fleetmeter.devices.snmp.snmprec import parse_snmprec
+
+    values = parse_snmprec(_read_capture_file(path).decode("utf-8", "replace"), source=str(path))
+    if not values:
+        raise ValueError(f"{path}: no OID|type|value lines (an snmpsim .snmprec recording)")
+    return parse_report(values, address=None)
+
+
 # What a capture is for each driver that can parse one: (a directory?, the parser).
 _CAPTURE_PARSERS: dict[str, tuple[bool, Callable[[Path], DeviceReport]]] = {
     "ledm": (True, _parse_ledm_directory),
     "ipp": (False, _parse_ipp_file),
+    "snmp": (False, _parse_snmprec_file),
 }
 
 
 def parse_capture(driver_id: str, path: Path) -> DeviceReport:
-    """Parse what was captured from a device: for ``ledm`` a directory of documents named as
-    on the device (``ProductUsageDyn.xml``, ...); for ``ipp`` a Get-Printer-Attributes
-    response body. Raises ``ValueError`` (unknown driver, no such file or directory, nothing
-    recognisable) or ``DeviceError`` (a capture that cannot be parsed)."""
+    """Parse what was captured from a device.
+
+    For ``ledm`` a directory of documents named as on the device (``ProductUsageDyn.xml``,
+    ...); for ``ipp`` a Get-Printer-Attributes response body; for ``snmp`` an snmpsim
+    ``.snmprec`` recording. Raises ``ValueError`` (unknown driver, no such file or directory,
+    nothing recognisable) or ``DeviceError`` (a capture that cannot be parsed)."""
     try:
         registry.get(driver_id)
     except KeyError as exc:
@@ -101,6 +114,7 @@ async def probe(
     store = pins if pins is not None else PinStore()
     target = Target(host=host, port=port, scheme=scheme)
     failures: list[DeviceError] = []
+    answered = False  # a driver reached the host but it was not one of its devices
     for driver in drivers:
         try:
             identity = await driver.identify(target, store, timeout_s=timeout_s)
@@ -108,12 +122,13 @@ async def probe(
             # Another driver may speak another protocol on another port: keep trying.
             failures.append(exc)
             continue
+        answered = True
         if identity is not None:
             options = ReadOptions(kind=ReportKind.USAGE, timeout_s=timeout_s)
             return await driver.read(target, store, options)
     tried = ", ".join(driver.id for driver in drivers)
     unreachable = [exc for exc in failures if isinstance(exc, DeviceUnreachable)]
-    if failures and len(unreachable) == len(failures):
+    if not answered and failures and len(unreachable) == len(failures):
         raise unreachable[0]
     if failures:
         raise NotSupported(f"{host}: not recognised by any driver (tried {tried}): {failures[0]}")
