@@ -30,7 +30,7 @@ def all_drivers() -> list[Driver]:
     return list(_DRIVERS.values())
 
 
-BUILTIN: tuple[str, ...] = ("ledm", "ipp", "snmp")
+BUILTIN: tuple[str, ...] = ("ledm", "ipp", "octoprint", "moonraker", "snmp")
 """Built-in drivers in discovery priority: a vendor's own protocol tells more than IPP, and
 IPP more than SNMP, so a device is read by the first of these that recognises it."""
 
