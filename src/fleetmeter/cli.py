@@ -35,10 +35,24 @@ def _cmd_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _credentials(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--credential takes KEY=VALUE, got {pair.split('=')[0]!r}")
+        out[key.strip()] = value
+    return out
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from fleetmeter.devices.errors import DeviceError
     from fleetmeter.devices.inspect import probe
 
+    try:
+        credentials = _credentials(args.credential)
+    except ValueError as exc:
+        return _fail(f"probe: {exc}", code=2)
     try:
         report = asyncio.run(
             probe(
@@ -47,6 +61,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                 port=args.port,
                 scheme="http" if args.http else "https",
                 timeout_s=args.timeout,
+                credentials=credentials,
             )
         )
     except (DeviceError, ValueError, KeyError, OSError) as exc:
@@ -134,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--port", type=int, default=None, help="port (default: the driver's)")
     probe.add_argument("--http", action="store_true", help="plain HTTP instead of HTTPS")
     probe.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    probe.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a driver secret, repeatable: community=… (snmp), v3_user=… v3_auth_key=… "
+        "(snmp v3), api_key=… (octoprint, moonraker)",
+    )
     probe.add_argument("address", help="IP address or host name")
     probe.set_defaults(func=_cmd_probe)
 

@@ -3,6 +3,9 @@ started by ``ipp_fixtures.ipp_peer``), printing real jobs with ipptool."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 
@@ -159,3 +162,33 @@ async def test_unreachable_printer(closed_port: int) -> None:
         await IppDriver().identify(target, PinStore(), timeout_s=2)
     with pytest.raises(DeviceUnreachable):
         await IppDriver().read(target, PinStore(), ReadOptions(timeout_s=2))
+
+
+def test_fleetmeter_probe_reads_the_live_printer(ipp_peer: IppPeer) -> None:
+    """The command a technician runs, against the real ippeveprinter."""
+    # The print command reports the marker levels; after a job they are the engine's.
+    job_id = ipp_peer.print_job("probe me", pages=1)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fleetmeter",
+            "probe",
+            "--driver",
+            "ipp",
+            "--http",
+            "--port",
+            str(ipp_peer.port),
+            "127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["device"]["product_name"] == ipp_peer.product_name
+    assert report["device"]["driver"] == "ipp"
+    assert [c["level_percent"] for c in report["status"]["cartridges"]] == [71, 64, 80, 12]
+    assert job_id in [job["sequence_number"] for job in report["jobs"]]

@@ -4,6 +4,9 @@ through the REST API."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from datetime import timedelta
@@ -200,3 +203,57 @@ async def test_the_api_key_goes_to_octoprint_only(header_recorder: HeaderRecorde
     assert await OctoPrintDriver().identify(target, PinStore()) is None
     assert [path for path, _ in header_recorder.requests] == ["/api/version"]
     assert all("s3cret" not in headers.values() for _, headers in header_recorder.requests)
+
+
+def test_fleetmeter_probe_reads_the_live_octoprint(octoprint_peer: OctoPrintPeer) -> None:
+    """The command a technician runs, against the real OctoPrint and its virtual printer."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fleetmeter",
+            "probe",
+            "--driver",
+            "octoprint",
+            "--http",
+            "--port",
+            str(octoprint_peer.port),
+            "--credential",
+            f"api_key={octoprint_peer.api_key}",
+            "127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["device"]["driver"] == "octoprint"
+    assert report["device"]["device_class"] == "printer3d"
+    assert report["additive"]["temperatures_c"], report["additive"]
+    assert octoprint_peer.api_key not in result.stdout + result.stderr  # never echoed
+
+
+def test_fleetmeter_probe_without_the_api_key_says_so(octoprint_peer: OctoPrintPeer) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fleetmeter",
+            "probe",
+            "--driver",
+            "octoprint",
+            "--http",
+            "--port",
+            str(octoprint_peer.port),
+            "127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "api" in result.stderr.lower() and "key" in result.stderr.lower()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from fleetmeter.devices import registry
@@ -159,3 +163,30 @@ def test_credentials_come_from_the_collector_range() -> None:
         driver.credentials_for(Target("h", credentials={"community": "c", "v3_user": "u"}))
     with pytest.raises(NotSupported, match="at least 8"):
         driver.credentials_for(Target("h", credentials={"v3_user": "u", "v3_auth_key": "short"}))
+
+
+def test_fleetmeter_probe_reads_the_live_agent(snmpsim: SnmpSimulator) -> None:
+    """The command a technician runs, against snmpsim replaying the real recording."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fleetmeter",
+            "probe",
+            "--driver",
+            "snmp",
+            "--port",
+            str(snmpsim.port),
+            "--credential",
+            "community=jetdirect_m130nw",
+            snmpsim.host,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["usage"]["impressions"] == 15232  # prtMarkerLifeCount in the recording
+    assert report["device"]["serial_number"] == "VNCRC48198"

@@ -4,7 +4,7 @@ a ``DeviceReport`` without the collector."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from fleetmeter.devices import registry
@@ -94,6 +94,7 @@ async def probe(
     scheme: str = "https",
     timeout_s: float = 10,
     pins: PinStore | None = None,
+    credentials: Mapping[str, str] | None = None,
 ) -> DeviceReport:
     """Identify and read one live device, read-only. Tries ``driver_id`` or every registered
     driver in turn; the first that recognises the device reads it (a USAGE report).
@@ -112,7 +113,7 @@ async def probe(
     else:
         drivers = registry.all_drivers()
     store = pins if pins is not None else PinStore()
-    target = Target(host=host, port=port, scheme=scheme)
+    target = Target(host=host, port=port, scheme=scheme, credentials=dict(credentials or {}))
     failures: list[DeviceError] = []
     answered = False  # a driver reached the host but it was not one of its devices
     for driver in drivers:
