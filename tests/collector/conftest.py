@@ -12,6 +12,8 @@ exercised for real; only the portal's business logic is stubbed.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import ssl
 import threading
@@ -27,7 +29,7 @@ import pytest
 
 from fleetmeter.devices import registry
 from fleetmeter.devices.base import PinStore, ReadOptions, Target
-from fleetmeter.devices.errors import DeviceUnreachable, MalformedResponse
+from fleetmeter.devices.errors import CertificateMismatch, DeviceUnreachable, MalformedResponse
 from fleetmeter.signing import certs
 from fleetmeter.wire import (
     Alert,
@@ -57,6 +59,9 @@ class FakePrinter:
     jobs: list[JobRecord] = field(default_factory=list)
     fail_read: str | None = None  # a reason: read() raises MalformedResponse with it
     job_name_size: int = 10
+    model: str = "Fake T830"
+    cert: str | None = None  # its certificate's sha256 (None: derived from the host)
+    hang: bool = False  # read() never answers (a device stuck mid-response)
 
     def print_jobs(self, n: int) -> None:
         start = self.jobs[-1].sequence_number + 1 if self.jobs else 1
@@ -79,10 +84,16 @@ class FakeDriver:
 
     id = "fake"
 
-    def __init__(self) -> None:
+    def __init__(self, driver_id: str = "fake") -> None:
+        self.id = driver_id
         self.printers: dict[str, FakePrinter] = {}
         self.not_mine: set[str] = set()  # hosts that answer but are not this driver's devices
+        self.hang_identify: set[str] = set()  # hosts whose probe never answers
         self.reads: list[tuple[str, ReadOptions]] = []
+        self.probes: list[str] = []
+        self.targets: list[Target] = []  # every target identify() or read() was given
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def add(self, host: str, serial: str, jobs: int = 0) -> FakePrinter:
         printer = FakePrinter(serial)
@@ -92,25 +103,44 @@ class FakeDriver:
 
     def _printer(self, target: Target, pins: PinStore) -> FakePrinter:
         if target.host in self.printers:
-            # Trust on first use, as a real driver does: record a pin for a new device.
-            pins.pins.setdefault(pins.key(target), f"{abs(hash(target.host)):064x}"[:64])
-            return self.printers[target.host]
+            printer = self.printers[target.host]
+            # Trust on first use, as a real driver does: record a pin for a new device, and
+            # refuse one whose certificate is not the pinned one.
+            cert = printer.cert or hashlib.sha256(target.host.encode()).hexdigest()
+            key = pins.key(target)
+            pinned = pins.pins.setdefault(key, cert)
+            if pinned != cert:
+                raise CertificateMismatch(key, pinned, cert)
+            return printer
         raise DeviceUnreachable(f"{target.host}: connection refused")
 
     def identity(self, printer: FakePrinter) -> DeviceIdentity:
         return DeviceIdentity(
-            vendor="HP", serial_number=printer.serial, product_name="Fake T830", driver=self.id
+            vendor="HP", serial_number=printer.serial, product_name=printer.model, driver=self.id
         )
 
     async def identify(
         self, target: Target, pins: PinStore, *, timeout_s: float = 5.0
     ) -> DeviceIdentity | None:
-        if target.host in self.not_mine:
-            return None
-        return self.identity(self._printer(target, pins))
+        self.probes.append(target.host)
+        self.targets.append(target)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)  # a real probe takes a little time
+            if target.host in self.hang_identify:
+                await asyncio.Event().wait()
+            if target.host in self.not_mine:
+                return None
+            return self.identity(self._printer(target, pins))
+        finally:
+            self.in_flight -= 1
 
     async def read(self, target: Target, pins: PinStore, options: ReadOptions) -> DeviceReport:
         printer = self._printer(target, pins)
+        self.targets.append(target)
+        if printer.hang:
+            await asyncio.Event().wait()  # ignores its timeout, as a buggy driver might
         self.reads.append((target.host, options))
         if printer.fail_read:
             raise MalformedResponse(printer.fail_read)
@@ -280,6 +310,7 @@ def write_config(
     usage_minutes: float = 180,
     speed: float = 1.0,
     max_batch_bytes: int = 100_000,
+    schedule_extra: str = "",
 ) -> Path:
     """A collector config; ``extra`` is appended verbatim (more sections or ranges)."""
     lines = [
@@ -298,6 +329,7 @@ def write_config(
         "",
         "[schedule]",
         f"usage_interval_minutes = {usage_minutes}",
+        schedule_extra,
         "",
         "[upload]",
         f"max_batch_bytes = {max_batch_bytes}",

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -243,7 +244,7 @@ def test_run_polls_on_schedule_uploads_and_stops_cleanly(
         async def go() -> None:
             stop = asyncio.Event()
             loop_box.append((asyncio.get_running_loop(), stop))
-            await run_async(config, ready=ready.set, stop=stop)
+            await run_async(config, ready=lambda _: ready.set(), stop=stop)
 
         try:
             asyncio.run(go())
@@ -290,7 +291,7 @@ def test_run_keeps_collecting_while_the_portal_is_down(
 
     async def go() -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(run_async(down, ready=ready.set, stop=stop))
+        task = asyncio.create_task(run_async(down, ready=lambda _: ready.set(), stop=stop))
         for _ in range(100):
             await asyncio.sleep(0.1)
             with State(down.data_dir) as state:
@@ -334,3 +335,175 @@ def test_cli_run_prints_ready_and_stops_on_sigterm(
     assert len(out.splitlines()) == 1  # stdout carries the ready line only
     with State(config.data_dir) as state:
         assert state.known_devices()  # state written and closed cleanly
+
+
+# --------------------------------------------------------------------------- moves and hangs
+
+
+def test_a_device_at_a_new_address_is_the_same_device_and_keeps_its_cursor(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    printer = fake_driver.add("127.0.1.1", "SN-A", jobs=3)
+    printer.cert = "c" * 64  # the same certificate wherever it is
+    fake_driver.add("127.0.1.2", "SN-B", jobs=1)
+    config = config_for(tmp_path, portal, ca_file)
+    assert poll_once(config).ok
+    # DHCP hands it another address; it prints two more jobs.
+    fake_driver.printers["127.0.1.5"] = fake_driver.printers.pop("127.0.1.1")
+    printer.print_jobs(2)
+    portal.received.clear()
+    fake_driver.reads.clear()
+    result = poll_once(config)
+    assert result.ok, result.as_dict()  # the old address is not polled (and failing) any more
+    assert jobs_at_portal(portal) == {"SN-A": [4, 5], "SN-B": []}
+    assert dict((host, o.job_cursor) for host, o in fake_driver.reads)["127.0.1.5"] == 3
+    with State(config.data_dir) as state:
+        known = {d.serial_number: d.address for d in state.known_devices()}
+        assert known == {"SN-A": "127.0.1.5", "SN-B": "127.0.1.2"}
+        # Its certificate moved with it: the old address's pin is gone, the new one kept.
+        assert set(state.load_pins().pins) == {"127.0.1.5:default", "127.0.1.2:default"}
+
+
+def test_a_hung_device_does_not_delay_the_others(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    fleet(fake_driver)
+    fake_driver.printers["127.0.1.2"].hang = True
+    config = config_for(tmp_path, portal, ca_file, schedule_extra="poll_timeout_seconds = 0.2")
+    started = time.monotonic()
+    result = poll_once(config)
+    assert time.monotonic() - started < 5
+    assert result.errors == ["poll 127.0.1.2 (fake): no answer within 0.6 s"]
+    assert set(jobs_at_portal(portal)) == {"SN-A", "SN-C"}
+
+
+def test_run_keeps_polling_the_others_while_one_device_hangs(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    fleet(fake_driver)
+    hung = fake_driver.printers["127.0.1.2"]
+    # Usage every 1.5 s, health every 0.25 s; a poll is abandoned after 3 × 1 s.
+    config = config_for(
+        tmp_path,
+        portal,
+        ca_file,
+        usage_minutes=30,
+        speed=1200.0,
+        schedule_extra="poll_timeout_seconds = 1.0",
+    )
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_async(config, stop=stop))
+        try:
+            while len(fake_driver.reads) < 3:  # first usage round done
+                await asyncio.sleep(0.02)
+            hung.hang = True
+            started = time.monotonic()
+            reads_before = len(fake_driver.reads)
+            await asyncio.sleep(2.0)  # the hung poll is still waiting for its 3 s timeout
+            others = {host for host, _ in fake_driver.reads[reads_before:]}
+            assert others == {"127.0.1.1", "127.0.1.3"}
+            assert len(fake_driver.reads) - reads_before >= 8  # several health rounds each
+            assert time.monotonic() - started < 2.5
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(go())
+    with State(config.data_dir) as state:
+        (row,) = [d for d in state.known_devices() if d.address == "127.0.1.2"]
+        assert row.last_error is not None and "no answer within 3 s" in row.last_error
+
+
+# --------------------------------------------------------------------------- certificate change
+
+
+def test_a_changed_certificate_raises_an_alert_until_repinned(
+    tmp_path: Path,
+    portal: PortalStub,
+    ca_file: Path,
+    fake_driver: FakeDriver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fleet(fake_driver)
+    config = config_for(tmp_path, portal, ca_file)
+    assert poll_once(config).ok
+    printer = fake_driver.printers["127.0.1.3"]
+    printer.cert = "e" * 64  # the device presents another certificate
+    printer.print_jobs(1)
+    portal.received.clear()
+    result = poll_once(config)
+    assert not result.ok
+    (error,) = result.errors
+    assert "127.0.1.3" in error and "TLS certificate changed" in error
+    reports = [r for x in portal.received for r in x.batch.reports]
+    (alerting,) = [r for r in reports if r.alerts and r.alerts[0].code == "tls.certificate_changed"]
+    assert alerting.kind is ReportKind.HEALTH and alerting.device.serial_number == "SN-C"
+    (alert,) = alerting.alerts
+    assert alert.severity == "error" and alert.cleared_at is None
+    assert "eeeeeeeeeeeeeeee" in alert.text and "repin 127.0.1.3" in alert.text
+    assert [r.kind for r in reports if r.device.serial_number == "SN-C"] == [ReportKind.HEALTH]
+    first_seen = alert.first_seen
+
+    # Still refused on the next poll: the same alert (same first_seen), still no data read.
+    portal.received.clear()
+    assert not poll_once(config).ok
+    again = [a for x in portal.received for r in x.batch.reports for a in r.alerts]
+    assert [a.first_seen for a in again if a.code == "tls.certificate_changed"] == [first_seen]
+
+    assert cli(["collector", "status", "--config", str(config.source)]) == 0
+    assert "CERTIFICATE CHANGED" in capsys.readouterr().out
+
+    # The operator checked the device and re-pins it.
+    assert cli(["collector", "repin", "--config", str(config.source), "127.0.1.3"]) == 0
+    out = capsys.readouterr().out
+    assert "forgot pin 127.0.1.3:default" in out
+    assert cli(["collector", "repin", "--config", str(config.source), "127.0.1.3"]) == 1
+    assert "no certificate is pinned for 127.0.1.3" in capsys.readouterr().err
+
+    portal.received.clear()
+    result = poll_once(config)
+    assert result.ok, result.as_dict()
+    assert jobs_at_portal(portal)["SN-C"] == [6]
+    (report,) = [
+        r for x in portal.received for r in x.batch.reports if r.device.serial_number == "SN-C"
+    ]
+    (cleared,) = [a for a in report.alerts if a.code == "tls.certificate_changed"]
+    assert cleared.cleared_at is not None and cleared.first_seen == first_seen
+    with State(config.data_dir) as state:
+        assert state.load_pins().pins["127.0.1.3:default"] == "e" * 64
+
+
+def test_a_running_agent_picks_up_a_repin(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    fake_driver.add("127.0.1.1", "SN-A")
+    config = config_for(tmp_path, portal, ca_file, usage_minutes=30, speed=1200.0)
+    assert poll_once(config).ok
+    fake_driver.printers["127.0.1.1"].cert = "d" * 64
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_async(config, stop=stop))
+        try:
+            while not any(
+                a.code == "tls.certificate_changed"
+                for x in list(portal.received)
+                for r in x.batch.reports
+                for a in r.alerts
+            ):
+                await asyncio.sleep(0.05)
+            with State(config.data_dir) as other_process:
+                assert other_process.forget_pins("127.0.1.1")
+            reads = len(fake_driver.reads)
+            while len(fake_driver.reads) == reads:  # read again within a health interval
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(asyncio.wait_for(go(), 12))
+    with State(config.data_dir) as state:
+        # The agent did not write the old pin back when it saved the ones it learnt.
+        assert state.load_pins().pins == {"127.0.1.1:default": "d" * 64}

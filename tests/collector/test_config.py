@@ -195,3 +195,137 @@ def test_unknown_driver_is_a_config_error(tmp_path: Path, fake_driver: FakeDrive
     ]
     config = load_config(write_config(tmp_path / "c.toml", drivers=["fake"]))
     assert resolve_drivers(config) == {"fake": fake_driver}
+
+
+# --------------------------------------------------------------------------- range options
+
+V3_AUTH = "auth-secret-123"
+V3_PRIV = "priv-secret-456"
+COMMUNITY = "c0mmunity-s3cret"
+OCTO_KEY = "octo-api-key-789"
+
+
+def test_range_options_flow_into_each_drivers_target(tmp_path: Path) -> None:
+    (tmp_path / "site-ca.pem").write_text("not parsed here")
+    (tmp_path / "octo.key").write_text(OCTO_KEY + "\n")
+    path = tmp_path / "c.toml"
+    path.write_text(
+        P
+        + "[[ranges]]\ntargets = ['10.0.0.1']\nca_file = 'site-ca.pem'\n"
+        + f"[ranges.snmp]\nv3_user = 'fleet'\nv3_auth_key = '{V3_AUTH}'\n"
+        + f"v3_priv_protocol = 'AES256'\nv3_priv_key = '{V3_PRIV}'\n"
+        + "[ranges.octoprint]\napi_key_file = 'octo.key'\n"
+        + "[[ranges]]\ntargets = ['10.0.1.1']\nscheme = 'http'\ndrivers = ['snmp', 'moonraker']\n"
+        + f"[ranges.snmp]\ncommunity = '{COMMUNITY}'\n[ranges.moonraker]\n"
+    )
+    config = load_config(path)
+    first, second = expand_ranges(config)
+    assert first.target.ca_file == str(tmp_path / "site-ca.pem")
+    assert first.target_for("snmp").credentials == {
+        "v3_user": "fleet",
+        "v3_auth_protocol": "SHA",  # the default when only the key is given
+        "v3_auth_key": V3_AUTH,
+        "v3_priv_protocol": "AES256",
+        "v3_priv_key": V3_PRIV,
+    }
+    # Each driver sees only its own secrets.
+    assert first.target_for("octoprint").credentials == {"api_key": OCTO_KEY}
+    assert first.target_for("ledm").credentials == {}
+    assert second.target.ca_file is None and second.target.scheme == "http"
+    assert second.target_for("snmp").credentials == {"community": COMMUNITY}
+    assert second.target_for("moonraker").credentials == {}  # a key is optional there
+    # Secrets show in no repr and no dump (logs, tracebacks, `collector status`).
+    for text in (
+        repr(config),
+        config.model_dump_json(),
+        repr(first),
+        repr(first.target_for("snmp")),
+    ):
+        for secret in (V3_AUTH, V3_PRIV, COMMUNITY, OCTO_KEY):
+            assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "words"),
+    [
+        (
+            f"[ranges.snmp]\ncommunity = '{COMMUNITY}'\nv3_user = 'u'\n",
+            "ranges[0].snmp",
+            "not both",
+        ),
+        ("[ranges.snmp]\nv3_user = 'u'\nv3_auth_key = 'short12'\n", "ranges[0].snmp", "8 char"),
+        (
+            f"[ranges.snmp]\nv3_user = 'u'\nv3_auth_key = '{V3_AUTH}'\nv3_priv_key = 'tiny'\n",
+            "ranges[0].snmp",
+            "v3_priv_key is shorter than 8",
+        ),
+        (
+            f"[ranges.snmp]\nv3_user = 'u'\nv3_priv_key = '{V3_PRIV}'\n",
+            "ranges[0].snmp",
+            "needs v3_auth_key",
+        ),
+        (f"[ranges.snmp]\nv3_auth_key = '{V3_AUTH}'\n", "ranges[0].snmp", "without v3_user"),
+        ("[ranges.snmp]\n", "ranges[0].snmp", "set community"),
+        (
+            f"[ranges.snmp]\nv3_user = 'u'\nv3_auth_protocol = 'SHA1'\nv3_auth_key = '{V3_AUTH}'\n",
+            "ranges[0].snmp.v3_auth_protocol",
+            "'SHA256'",
+        ),
+        (f"[ranges.snmp]\ncomunity = '{COMMUNITY}'\n", "ranges[0].snmp.comunity", "unknown key"),
+        ("[ranges.octoprint]\n", "ranges[0].octoprint", "set api_key or api_key_file"),
+        (
+            f"[ranges.octoprint]\napi_key = '{OCTO_KEY}'\napi_key_file = 'k'\n",
+            "ranges[0].octoprint",
+            "at most one",
+        ),
+        (
+            "[ranges.octoprint]\napi_key_file = 'missing.key'\n",
+            "ranges[0].octoprint.api_key_file",
+            "cannot read",
+        ),
+        ("ca_file = 'missing-ca.pem'\n", "ranges[0].ca_file", "does not exist"),
+        ("scheme = 'http'\nca_file = 'x.pem'\n", "ranges[0]", "no use with scheme"),
+        (
+            f"drivers = ['ledm']\n[ranges.snmp]\ncommunity = '{COMMUNITY}'\n",
+            "ranges[0]",
+            "drivers does not include 'snmp'",
+        ),
+    ],
+)
+def test_bad_range_options_are_refused_without_showing_secrets(
+    tmp_path: Path, section: str, key: str, words: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(P + "[[ranges]]\ntargets = ['10.0.0.1']\n" + section)
+    line = one_error(path)
+    assert f": {key}: " in line and words in line, line
+    for secret in (V3_AUTH, V3_PRIV, COMMUNITY, OCTO_KEY, "short12", "tiny"):
+        assert secret not in line
+
+
+def test_console_section_and_config_version(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("version = '2026-01-a'\n" + P + R)
+    config = load_config(path)
+    assert config.console.enabled is False
+    assert (config.console.host, config.console.port) == ("127.0.0.1", 8470)
+    assert config.source_sha256 is not None
+    assert config.config_version == f"2026-01-a (sha256 {config.source_sha256[:12]})"
+
+    path.write_text(P + "[console]\nenabled = true\nlisten = '[::1]:0'\n" + R)
+    config = load_config(path)
+    assert (config.console.host, config.console.port) == ("::1", 0)
+    assert config.config_version.startswith("sha256 ")
+
+    path.write_text(P + "[console]\nlisten = '8470'\n" + R)
+    assert "console.listen" in one_error(path)
+
+
+def test_drivers_are_tried_in_registry_priority_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_driver: FakeDriver
+) -> None:
+    second = FakeDriver("fake2")
+    monkeypatch.setitem(registry._DRIVERS, second.id, second)
+    # The range lists them the other way round: priority is the registry's, not the list's.
+    config = load_config(write_config(tmp_path / "c.toml", drivers=["fake2", "fake"]))
+    assert list(resolve_drivers(config)) == ["fake", "fake2"]

@@ -144,3 +144,64 @@ def test_pins_and_devices_round_trip(tmp_path: Path) -> None:
         assert state.load_pins().pins == {"127.0.1.1:443": "ab" * 32}
         (device,) = state.known_devices()
         assert (device.serial_number, device.last_error) == ("SN1", "connection refused")
+
+
+def seen(state: State, address: str, serial: str, *, moved: bool = True) -> list[str]:
+    return [
+        d.address
+        for d in state.device_seen(
+            address=address,
+            port=None,
+            scheme="https",
+            driver="fake",
+            serial_number=serial,
+            vendor="HP",
+            model="T830",
+            moved=moved,
+        )
+    ]
+
+
+def test_a_device_seen_at_a_new_address_moves_and_keeps_its_cursor(tmp_path: Path) -> None:
+    with State(tmp_path) as state:
+        seen(state, "10.0.0.5", "SN1")
+        seen(state, "10.0.0.6", "SN2")
+        state.enqueue(usage_report("SN1", jobs=4), job_cursor=("fake", "SN1", 4))
+        assert seen(state, "10.0.0.9", "SN1") == ["10.0.0.5"]
+        assert {d.address: d.serial_number for d in state.known_devices()} == {
+            "10.0.0.6": "SN2",
+            "10.0.0.9": "SN1",
+        }
+        assert state.job_cursor("fake", "SN1") == 4
+        # Two hosts answering with one serial in the same discovery: both kept.
+        assert seen(state, "10.0.0.7", "SN2", moved=False) == []
+        assert len(state.known_devices()) == 3
+
+
+def test_save_pins_never_resurrects_a_forgotten_pin(tmp_path: Path) -> None:
+    with State(tmp_path) as agent, State(tmp_path) as operator:
+        agent.save_pins(PinStore({"10.0.0.5:443": "a" * 64, "10.0.0.5:631": "b" * 64}))
+        pins = agent.load_pins()
+        forgotten = operator.forget_pins("10.0.0.5")  # `collector repin` in another process
+        assert sorted(p.host_port for p in forgotten) == ["10.0.0.5:443", "10.0.0.5:631"]
+        assert operator.forget_pins("10.0.0.50") == []  # a prefix of another host: not it
+        pins.pins["10.0.0.6:443"] = "c" * 64  # the agent learns a new pin meanwhile
+        agent.save_pins(pins)
+        assert operator.load_pins().pins == {"10.0.0.6:443": "c" * 64}
+        assert agent.reload_pins_if_forgotten(pins)
+        assert pins.pins == {"10.0.0.6:443": "c" * 64}
+        assert not agent.reload_pins_if_forgotten(pins)
+
+
+def test_poll_history_and_snapshot(tmp_path: Path) -> None:
+    report = usage_report("SN1")
+    with State(tmp_path) as state:
+        state.record_poll(driver="fake", serial_number="SN1", report=report)
+        state.record_poll(driver="fake", serial_number="SN1", error="connection refused")
+    with State(tmp_path) as state:
+        row = state.device_status("fake", "SN1")
+        assert row is not None
+        assert row.last_success_at is not None and row.last_usage_at == row.last_success_at
+        assert row.last_error == "connection refused"
+        assert row.snapshot["kind"] == "usage" and row.snapshot["alerts"] == []
+        assert state.device_status("fake", "other") is None

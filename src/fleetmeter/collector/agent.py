@@ -3,11 +3,16 @@
 ``run(config)`` is the long-running service; ``poll_once(config)`` does one round (discover,
 one usage poll of every device, upload everything) and reports what happened.
 
-Scheduling: the first usage poll happens right at start and counts as the first health poll
-too (a usage report carries status and alerts as well); after that health runs every
-``health_interval_minutes`` and usage every ``usage_interval_minutes``; discovery runs at start
-and before every ``discovery_every_usage_intervals``-th usage poll. Every interval (upload and
-backoff included) is divided by ``collector.speed``.
+Scheduling (``scheduler``): every device runs on its own clock. A device never read before is
+read for usage at once; after that each device is read at its own stable offset within the
+usage and health intervals (a usage poll counts as a health poll too), so a site does not poll
+in lockstep. Polls run as separate tasks, at most ``poll_concurrency`` at once, each bounded
+by its timeout: a hung device never delays another. Discovery runs at start and every
+``discovery_every_usage_intervals`` usage intervals. Every interval (upload and backoff
+included) is divided by ``collector.speed``.
+
+With ``[console] enabled``, the read-only site console (``console``) is served from the same
+event loop.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import logging
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +37,14 @@ from fleetmeter.collector.config import (
     expand_ranges,
     resolve_drivers,
 )
+from fleetmeter.collector.console import ConsoleError, SiteConsole
 from fleetmeter.collector.discovery import DiscoveryResult, FoundDevice, discover
-from fleetmeter.collector.poller import PollOutcome, poll_all
+from fleetmeter.collector.poller import PollOutcome, poll_all, poll_device
+from fleetmeter.collector.scheduler import Scheduler
 from fleetmeter.collector.state import State
 from fleetmeter.collector.uploader import Uploader, UploadResult
 from fleetmeter.devices.base import Driver
-from fleetmeter.wire import DeviceIdentity, ReportKind
+from fleetmeter.wire import DeviceIdentity, ReportKind, now_utc
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +142,8 @@ class Agent:
         self.pins = state.load_pins()
         self.devices: list[FoundDevice] = []
         self.uploader = Uploader(config, state)
+        self.started_at = now_utc()
+        self.scheduler: Scheduler | None = None  # set by the run loop (the console reads it)
 
     async def aclose(self) -> None:
         await self.uploader.aclose()
@@ -146,10 +157,24 @@ class Agent:
             self.drivers,
             self.pins,
             timeout_s=self.config.schedule.probe_timeout_seconds,
+            concurrency=self.config.schedule.probe_concurrency,
         )
         self.state.save_pins(self.pins)
-        for device in result.found:
-            self.state.device_seen(
+        found = result.found
+        addresses = Counter(device.key for device in found)
+        for device in found:
+            if addresses[device.key] > 1:
+                # Two hosts answer with one (driver, serial): a dual-homed printer (wired and
+                # Wi-Fi) or devices with a placeholder serial. Both are read; they share a job
+                # cursor, and the portal drops job records it already holds.
+                log.warning(
+                    "%s: %s serial %s answers at %d addresses",
+                    device.address,
+                    device.driver,
+                    device.identity.serial_number,
+                    addresses[device.key],
+                )
+            moved = self.state.device_seen(
                 address=device.address,
                 port=device.target.port,
                 scheme=device.target.scheme,
@@ -157,15 +182,38 @@ class Agent:
                 serial_number=device.identity.serial_number,
                 vendor=device.identity.vendor,
                 model=device.identity.product_name,
+                moved=addresses[device.key] == 1,
             )
-        self.devices = list(result.found) + self._known_but_silent(result.found)
+            for old in moved:
+                log.info(
+                    "%s: %s %s moved here from %s (same device: cursor kept)",
+                    device.address,
+                    device.driver,
+                    device.identity.serial_number,
+                    old.address,
+                )
+                self._move_pins(old.address, device.address)
+        self.devices = found + self._known_but_silent(found)
         log.info(
             "discovery: %d hosts probed, %d devices found in %.1f s",
             len(self.targets),
-            len(result.found),
+            len(found),
             time.monotonic() - started,
         )
         return result
+
+    def _move_pins(self, old_host: str, new_host: str) -> None:
+        """A device moved: drop its old address's pins when the certificate pinned there is the
+        one it now presents here. Another certificate stays pinned at the old address, so that
+        whatever answers there now still has to match it (or raise the alert)."""
+        pins = self.pins.pins
+        stale = [
+            key
+            for key, value in pins.items()
+            if key.startswith(old_host + ":") and pins.get(new_host + key[len(old_host) :]) == value
+        ]
+        if stale:
+            self.state.drop_pins(self.pins, stale)
 
     def _known_but_silent(self, found: list[FoundDevice]) -> list[FoundDevice]:
         by_host = {item.target.host: item for item in self.targets}
@@ -175,9 +223,7 @@ class Agent:
             item = by_host.get(known.address)
             if item is None or known.address in seen or known.serial_number is None:
                 continue  # no longer in the configured ranges, or answered this time
-            if known.driver not in self.drivers or (
-                item.drivers is not None and known.driver not in item.drivers
-            ):
+            if known.driver not in self.drivers or not item.allows(known.driver):
                 continue
             identity = DeviceIdentity(
                 vendor=known.vendor or "unknown",
@@ -186,10 +232,12 @@ class Agent:
                 driver=known.driver,
                 address=known.address,
             )
-            out.append(FoundDevice(target=item.target, driver=known.driver, identity=identity))
+            target = item.target_for(known.driver)
+            out.append(FoundDevice(target=target, driver=known.driver, identity=identity))
         return out
 
     async def poll(self, kind: ReportKind) -> list[PollOutcome]:
+        """Poll every device once (``poll-once``); the run loop polls device by device."""
         outcomes = await poll_all(
             self.devices,
             self.drivers,
@@ -197,11 +245,28 @@ class Agent:
             state=self.state,
             pins=self.pins,
             timeout_s=self.config.schedule.poll_timeout_seconds,
+            concurrency=self.config.schedule.poll_concurrency,
         )
         failed = sum(1 for o in outcomes if o.error)
         jobs = sum(o.jobs for o in outcomes)
         log.info("%s poll: %d devices, %d failed, %d new jobs", kind, len(outcomes), failed, jobs)
         return outcomes
+
+    async def poll_one(self, device: FoundDevice, kind: ReportKind) -> PollOutcome:
+        driver = self.drivers.get(device.driver)
+        if driver is None:  # _known_but_silent and discovery only use configured drivers
+            raise CollectorError(f"driver {device.driver!r} is not configured")
+        try:
+            return await poll_device(
+                device,
+                driver,
+                kind=kind,
+                state=self.state,
+                pins=self.pins,
+                timeout_s=self.config.schedule.poll_timeout_seconds,
+            )
+        finally:
+            self.state.save_pins(self.pins)
 
     async def upload(self) -> UploadResult:
         result = await self.uploader.upload_all()
@@ -279,54 +344,130 @@ class _Loops:
     def __init__(self, agent: Agent, stop: asyncio.Event) -> None:
         self.agent = agent
         self.stop = stop
-        self.kick = asyncio.Event()  # set after a poll round so its reports go up promptly
+        self.kick = asyncio.Event()  # set after a poll so that its report goes up promptly
+        self.wake = asyncio.Event()  # set when a poll ends (its next due time may be sooner)
         config = agent.config
         speed = config.collector.speed
         self.speed = speed
         self.usage_s = config.schedule.usage_interval_minutes * 60 / speed
         self.health_s = config.schedule.health_interval_minutes * 60 / speed
         self.upload_s = config.upload.interval_seconds / speed
-        self.discovery_every = config.schedule.discovery_every_usage_intervals
+        self.discovery_s = config.schedule.discovery_every_usage_intervals * self.usage_s
+        self.scheduler = Scheduler(usage_s=self.usage_s, health_s=self.health_s)
+        agent.scheduler = self.scheduler
+        self.polls = asyncio.Semaphore(config.schedule.poll_concurrency)
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.crashed: BaseException | None = None
+
+    def _sync_schedule(self) -> None:
+        """Schedule every device discovery returned, from its persisted poll history (so a
+        restart neither re-reads usage early nor forgets a device's phase)."""
+        history = self.agent.state.device_statuses()
+        now = time.time()
+        for device in self.agent.devices:
+            row = history.get(device.key)
+            self.scheduler.add(
+                device.schedule_key,
+                now=now,
+                last_usage=_epoch(row.last_usage_at) if row else None,
+                last_health=_epoch(row.last_health_at) if row else None,
+            )
+        self.scheduler.keep_only(device.schedule_key for device in self.agent.devices)
 
     async def schedule(self) -> None:
-        next_usage = next_health = time.monotonic()
-        usage_rounds = 0
-        while not self.stop.is_set():
-            now = time.monotonic()
-            if now >= next_usage:
-                if usage_rounds % self.discovery_every == 0:
-                    await self.agent.discover()
-                usage_rounds += 1
-                await self.agent.poll(ReportKind.USAGE)
+        agent = self.agent
+        next_discovery = time.time()
+        discovery: asyncio.Task[DiscoveryResult] | None = None
+        try:
+            while not self.stop.is_set():
+                if self.crashed is not None:
+                    raise self.crashed
+                if discovery is not None and discovery.done():
+                    discovery.result()  # re-raises what broke it (the state database, a bug)
+                    discovery = None
+                    self._sync_schedule()
+                    next_discovery = time.time() + self.discovery_s
+                if discovery is None and time.time() >= next_discovery:
+                    # In the background: probing a /16 takes long, and the devices already
+                    # known must keep their health and usage schedules meanwhile.
+                    discovery = asyncio.create_task(agent.discover(), name="collector-discovery")
+                    discovery.add_done_callback(lambda _: self.wake.set())
+                # `collector repin` (another process) may have forgotten pins meanwhile.
+                agent.state.reload_pins_if_forgotten(agent.pins)
+                by_key = {device.schedule_key: device for device in agent.devices}
+                for key, kind in self.scheduler.due(time.time()):
+                    device = by_key.get(key)
+                    if device is None:  # left the ranges while its last poll was running
+                        self.scheduler.remove(key)
+                        continue
+                    task = asyncio.create_task(
+                        self._poll(device, kind), name=f"poll {key[0]} {key[1]}"
+                    )
+                    self.in_flight.add(task)
+                    task.add_done_callback(self.in_flight.discard)
+                self.wake.clear()
+                wake_at = [t for t in (self.scheduler.next_due(),) if t is not None]
+                if discovery is None:
+                    wake_at.append(next_discovery)
+                await _sleep_until(self.wake, min(wake_at, default=time.time() + 60) - time.time())
+            if self.in_flight:
+                # Stopping: let the polls under way finish (bounded by their own timeouts and
+                # the agent's shutdown grace, after which this task is cancelled).
+                await asyncio.wait(set(self.in_flight))
+        finally:
+            unfinished: list[asyncio.Task[Any]] = [*self.in_flight]
+            if discovery is not None:
+                unfinished.append(discovery)
+            for each in unfinished:
+                each.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+
+    async def _poll(self, device: FoundDevice, kind: ReportKind) -> None:
+        async with self.polls:
+            started = time.time()
+            try:
+                await self.agent.poll_one(device, kind)
+            except Exception as exc:
+                # Device errors are outcomes, not exceptions; this is the state database or a
+                # bug. The schedule loop re-raises it: the agent stops rather than lose data.
+                self.crashed = exc
+            finally:
+                self.scheduler.done(device.schedule_key, kind, started=started)
                 self.kick.set()
-                # Never catch up in a burst after a slow round: the next round is one full
-                # interval later, or now if the round took longer than the interval.
-                next_usage = max(next_usage + self.usage_s, time.monotonic())
-                next_health = time.monotonic() + self.health_s
-            elif now >= next_health:
-                await self.agent.poll(ReportKind.HEALTH)
-                self.kick.set()
-                next_health = max(next_health + self.health_s, time.monotonic())
-            await _sleep_until(self.stop, min(next_usage, next_health) - time.monotonic())
+                self.wake.set()
 
     async def upload(self) -> None:
         backoff = self.agent.uploader.backoff
+        status = self.agent.uploader.status
         while not self.stop.is_set():
             self.kick.clear()
             result = await self.agent.upload()
             if result.error:
                 # Back off on failure and ignore kicks meanwhile: new reports wait in the outbox.
                 delay = backoff.next_delay(result.retry_after) / self.speed
+                status.next_retry_at = datetime.fromtimestamp(time.time() + delay, UTC)
                 log.info("upload: retrying in %.1f s", delay)
                 await _sleep_until(self.stop, delay)
             else:
                 await _sleep_until(self.kick, self.upload_s)
 
 
+def _epoch(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+@dataclass(frozen=True)
+class Started:
+    """Handed to ``run``'s ``ready`` callback once the agent runs."""
+
+    data_dir: Path
+    console_url: str | None = None
+
+
 async def run_async(
     config: CollectorConfig,
     *,
-    ready: Callable[[], None] | None = None,
+    ready: Callable[[Started], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run until ``stop`` is set or SIGINT/SIGTERM arrives. Raises ``CollectorError`` (or
@@ -339,16 +480,28 @@ async def run_async(
     stop = stop or asyncio.Event()
     with _data_dir_lock(config.data_dir), State(config.data_dir) as state:
         agent = Agent(config, state, drivers)
+        # Bound before anything runs: a port in use is a start-up error, not a log line.
+        try:
+            site_console = SiteConsole.bind(agent) if config.console.enabled else None
+        except ConsoleError as exc:
+            raise CollectorError(str(exc)) from exc
         try:
             problem = await agent.uploader.check_portal()
             if problem is not None:
                 log.warning("portal not reachable now (%s); collecting into the outbox", problem)
-            await _serve(agent, stop, ready)
+            await _serve(agent, stop, ready, site_console)
         finally:
+            if site_console is not None:
+                site_console.close()
             await agent.aclose()
 
 
-async def _serve(agent: Agent, stop: asyncio.Event, ready: Callable[[], None] | None) -> None:
+async def _serve(
+    agent: Agent,
+    stop: asyncio.Event,
+    ready: Callable[[Started], None] | None,
+    site_console: SiteConsole | None,
+) -> None:
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -361,19 +514,26 @@ async def _serve(agent: Agent, stop: asyncio.Event, ready: Callable[[], None] | 
         asyncio.create_task(loops.schedule(), name="collector-schedule"),
         asyncio.create_task(loops.upload(), name="collector-upload"),
     ]
+    if site_console is not None:
+        tasks.append(asyncio.create_task(site_console.serve(), name="collector-console"))
+        await site_console.wait_started()
     log.info(
-        "collector running: %d hosts in range, drivers %s, speed %g",
+        "collector running: %d hosts in range, drivers %s, speed %g%s",
         len(agent.targets),
-        ", ".join(sorted(agent.drivers)),
+        ", ".join(agent.drivers),
         agent.config.collector.speed,
+        f", site console at {site_console.url}" if site_console is not None else "",
     )
     if ready is not None:
-        ready()
+        ready(Started(agent.config.data_dir, site_console.url if site_console else None))
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         stop.set()
         loops.kick.set()  # wakes the upload loop so that it sees `stop`
+        loops.wake.set()  # and the schedule loop
+        if site_console is not None:
+            site_console.shutdown()
         # Let the current step finish (the loops check `stop` between steps), then abandon it.
         _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
         for task in pending:
@@ -392,6 +552,6 @@ async def _serve(agent: Agent, stop: asyncio.Event, ready: Callable[[], None] | 
             loop.remove_signal_handler(sig)
 
 
-def run(config: CollectorConfig, *, ready: Callable[[], None] | None = None) -> None:
+def run(config: CollectorConfig, *, ready: Callable[[Started], None] | None = None) -> None:
     """Run the collector until SIGINT/SIGTERM. ``ready`` is called once it has started."""
     asyncio.run(run_async(config, ready=ready))

@@ -1,8 +1,11 @@
-"""``fleetmeter collector run|poll-once|discover|status --config FILE``: thin CLI over ``agent``.
+"""``fleetmeter collector run|poll-once|discover|status|repin --config FILE``: thin CLI over
+``agent`` and ``state``.
 
 Exit codes: 0 success; 1 something failed at run time (a device poll, the upload, nothing
-found, portal unreachable); 2 the config is unusable. Errors are one line on stderr, never a
-traceback; ``run`` writes exactly one line to stdout, ``{"ready": true, ...}``, once started.
+found, portal unreachable, no pin to forget); 2 the config is unusable. Errors are one line on
+stderr, never a traceback; ``run`` writes exactly one line to stdout, ``{"ready": true, ...}``
+(with ``"console"``: the site console's URL when enabled), once started. No command prints a
+secret from the config: only the state database's contents are shown.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from fleetmeter.collector.agent import (
     CollectorError,
     PollOnceResult,
+    Started,
     describe_device,
     discover_once,
     poll_once,
@@ -61,8 +65,10 @@ def _guarded(args: argparse.Namespace, body: Any) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     def body(config: CollectorConfig) -> int:
-        def ready() -> None:
-            line = {"ready": True, "data_dir": str(config.data_dir)}
+        def ready(started: Started) -> None:
+            line: dict[str, Any] = {"ready": True, "data_dir": str(started.data_dir)}
+            if started.console_url is not None:
+                line["console"] = started.console_url
             sys.stdout.write(json.dumps(line) + "\n")
             sys.stdout.flush()
 
@@ -148,6 +154,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
             pending = state.outbox_count()
             quarantined = state.quarantined()
             devices = state.known_devices()
+            statuses = state.device_statuses()
+        cert_alerts = {
+            key: row.cert_alert_since.isoformat(timespec="seconds")
+            for key, row in statuses.items()
+            if row.cert_alert_since is not None
+        }
         if args.json:
             doc = {
                 "outbox_pending": pending,
@@ -168,6 +180,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
                         "serial_number": d.serial_number,
                         "last_seen": d.last_seen.isoformat() if d.last_seen else None,
                         "last_error": d.last_error,
+                        "certificate_changed_since": cert_alerts.get(
+                            (d.driver, d.serial_number or "")
+                        ),
                     }
                     for d in devices
                 ],
@@ -182,7 +197,29 @@ def _cmd_status(args: argparse.Namespace) -> int:
         for d in devices:
             seen = d.last_seen.isoformat(timespec="seconds") if d.last_seen else "never"
             error = f"  last error: {d.last_error}" if d.last_error else ""
-            print(f"  {d.address:<16} {d.driver:<8} {d.serial_number}  seen {seen}{error}")
+            since = cert_alerts.get((d.driver, d.serial_number or ""))
+            cert = f"  CERTIFICATE CHANGED since {since} (repin after checking)" if since else ""
+            print(f"  {d.address:<16} {d.driver:<8} {d.serial_number}  seen {seen}{error}{cert}")
+        return 0
+
+    return _guarded(args, body)
+
+
+def _cmd_repin(args: argparse.Namespace) -> int:
+    def body(config: CollectorConfig) -> int:
+        address = args.address.strip()
+        with State(config.data_dir) as state:
+            forgotten = state.forget_pins(address)
+        if not forgotten:
+            _err(f"no certificate is pinned for {address}")
+            return EXIT_FAILED
+        for pin in forgotten:
+            when = pin.pinned_at.isoformat(timespec="seconds") if pin.pinned_at else "?"
+            print(f"forgot pin {pin.host_port}: sha256 {pin.sha256[:16]}… (pinned {when})")
+        print(
+            f"{address} will be pinned again at its next connection "
+            "(a running collector picks this up before its next poll)"
+        )
         return 0
 
     return _guarded(args, body)
@@ -198,12 +235,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     sub = collector.add_subparsers(dest="collector_command", metavar="SUBCOMMAND", required=True)
 
-    def add(name: str, func: Any, help_text: str, *, json_flag: bool = True) -> None:
+    def add(
+        name: str, func: Any, help_text: str, *, json_flag: bool = True
+    ) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, help=help_text, description=help_text)
         parser.add_argument("--config", required=True, metavar="FILE", help="collector TOML")
         if json_flag:
             parser.add_argument("--json", action="store_true", help="machine-readable output")
         parser.set_defaults(func=func)
+        return parser
 
     add(
         "run",
@@ -218,3 +258,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add("discover", _cmd_discover, "list the devices found in the configured ranges")
     add("status", _cmd_status, "outbox size, quarantined reports and known devices")
+    repin = add(
+        "repin",
+        _cmd_repin,
+        "forget the certificate pinned for ADDRESS (after checking that the device's new "
+        "certificate is legitimate); it is pinned anew at its next connection",
+        json_flag=False,
+    )
+    repin.add_argument("address", metavar="ADDRESS", help="the device's host or IP address")

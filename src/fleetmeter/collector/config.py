@@ -14,7 +14,9 @@ Example (every key but ``portal.url``, the token and ``ranges`` has a default)::
     [schedule]
     usage_interval_minutes = 180           # >= 30
     health_interval_minutes = 5            # >= 1
-    discovery_every_usage_intervals = 8    # re-scan the ranges every N usage polls
+    discovery_every_usage_intervals = 8    # re-scan the ranges every N usage intervals
+    poll_concurrency = 16                  # devices read at once
+    probe_concurrency = 64                 # hosts probed at once during discovery
 
     [upload]
     max_batch_bytes = 100000               # compressed; <= 100 KiB
@@ -25,14 +27,38 @@ Example (every key but ``portal.url``, the token and ``ranges`` has a default)::
     drivers = ["ledm"]                     # default: every registered driver
     port = 443                             # default: the driver's
     scheme = "https"                       # or "http"
+    ca_file = "printers-ca.pem"            # verify devices against this CA instead of pinning
+
+    [ranges.snmp]                          # community = "…", or an SNMPv3 USM user:
+    v3_user = "fleet"
+    v3_auth_protocol = "SHA256"
+    v3_auth_key = "…"                      # >= 8 characters (RFC 3414)
+    v3_priv_protocol = "AES"
+    v3_priv_key = "…"
+
+    [ranges.octoprint]
+    api_key = "…"                          # or api_key_file = "octoprint.key"
+
+    [ranges.moonraker]                     # optional: only when Moonraker requires a key
+    api_key = "…"
+
+    [console]                              # the read-only site console (off by default)
+    enabled = true
+    listen = "127.0.0.1:8470"
+
+Secrets (the token, SNMP community and keys, API keys) are ``SecretStr``: they never show in a
+repr, a dump, a log line or an error message.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import ipaddress
 import socket
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -131,6 +157,12 @@ class ScheduleSection(_Section):
     discovery_every_usage_intervals: int = Field(default=8, ge=1)
     poll_timeout_seconds: float = Field(default=10.0, gt=0)
     probe_timeout_seconds: float = Field(default=3.0, gt=0)
+    poll_concurrency: int = Field(
+        default=16, ge=1, le=1024, description="Devices read at once; the rest wait their turn."
+    )
+    probe_concurrency: int = Field(
+        default=64, ge=1, le=1024, description="Hosts probed at once during discovery."
+    )
 
     @field_validator("usage_interval_minutes")
     @classmethod
@@ -156,11 +188,126 @@ class UploadSection(_Section):
     max_backoff_seconds: float = Field(default=300.0, gt=0)
 
 
+AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
+PrivProtocol = Literal["DES", "3DES", "AES", "AES128", "AES192", "AES256"]
+MIN_V3_KEY_LENGTH = 8
+"""RFC 3414 §11.2: USM pass phrases are at least 8 characters; agents refuse shorter ones, so a
+short key is a config error rather than a device that never answers."""
+
+
+_V3_KEYS = ("v3_user", "v3_auth_protocol", "v3_auth_key", "v3_priv_protocol", "v3_priv_key")
+
+
+class SnmpSection(_Section):
+    """``[ranges.snmp]``: a v1/v2c community, or an SNMPv3 USM user (never both)."""
+
+    community: SecretStr | None = Field(default=None, description="SNMPv1/v2c community.")
+    v3_user: str | None = Field(
+        default=None, min_length=1, max_length=32, description="SNMPv3 USM user name."
+    )
+    v3_auth_protocol: AuthProtocol | None = Field(
+        default=None, description="Default SHA when v3_auth_key is set."
+    )
+    v3_auth_key: SecretStr | None = Field(default=None, description="authNoPriv / authPriv.")
+    v3_priv_protocol: PrivProtocol | None = Field(
+        default=None, description="Default AES when v3_priv_key is set."
+    )
+    v3_priv_key: SecretStr | None = Field(default=None, description="authPriv (needs auth key).")
+
+    @model_validator(mode="after")
+    def _check(self) -> SnmpSection:
+        # Messages name keys, never values: these are secrets.
+        v3_given = [name for name in _V3_KEYS if getattr(self, name) is not None]
+        if self.community is not None:
+            if v3_given:
+                raise ValueError(
+                    "set either community (SNMPv1/v2c) or v3_user and its keys (SNMPv3), "
+                    f"not both (found {', '.join(v3_given)})"
+                )
+            if not self.community.get_secret_value():
+                raise ValueError("community is empty")
+            return self
+        if self.v3_user is None:
+            if v3_given:
+                raise ValueError(f"{', '.join(v3_given)} given without v3_user")
+            raise ValueError("set community (SNMPv1/v2c) or v3_user (SNMPv3)")
+        if self.v3_priv_key is not None and self.v3_auth_key is None:
+            # RFC 3414 §3.1.1: there is no privacy-without-authentication security level.
+            raise ValueError("v3_priv_key needs v3_auth_key (SNMPv3 has no privacy without auth)")
+        if self.v3_auth_protocol is not None and self.v3_auth_key is None:
+            raise ValueError("v3_auth_protocol is given without v3_auth_key")
+        if self.v3_priv_protocol is not None and self.v3_priv_key is None:
+            raise ValueError("v3_priv_protocol is given without v3_priv_key")
+        for name in ("v3_auth_key", "v3_priv_key"):
+            key = getattr(self, name)
+            if key is not None and len(key.get_secret_value()) < MIN_V3_KEY_LENGTH:
+                raise ValueError(
+                    f"{name} is shorter than {MIN_V3_KEY_LENGTH} characters "
+                    "(RFC 3414 §11.2; agents refuse it)"
+                )
+        return self
+
+    def credentials(self) -> dict[str, str]:
+        """The flat keys ``devices.base.Target.credentials`` documents for snmp."""
+        if self.community is not None:
+            return {"community": self.community.get_secret_value()}
+        assert self.v3_user is not None  # _check
+        out = {"v3_user": self.v3_user}
+        if self.v3_auth_key is not None:
+            out["v3_auth_protocol"] = self.v3_auth_protocol or "SHA"
+            out["v3_auth_key"] = self.v3_auth_key.get_secret_value()
+        if self.v3_priv_key is not None:
+            out["v3_priv_protocol"] = self.v3_priv_protocol or "AES"
+            out["v3_priv_key"] = self.v3_priv_key.get_secret_value()
+        return out
+
+
+class ApiKeySection(_Section):
+    """``[ranges.octoprint]`` / ``[ranges.moonraker]``: an API key, inline or from a file."""
+
+    api_key: SecretStr | None = Field(default=None, description="The API key.")
+    api_key_file: Path | None = Field(
+        default=None, description="File holding the key instead (read at load time)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ApiKeySection:
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("set at most one of api_key or api_key_file")
+        if self.api_key is not None and not self.api_key.get_secret_value().strip():
+            raise ValueError("api_key is empty")
+        return self
+
+    def credentials(self) -> dict[str, str]:
+        # load_config reads api_key_file into api_key.
+        return {"api_key": self.api_key.get_secret_value()} if self.api_key is not None else {}
+
+
+class OctoPrintSection(ApiKeySection):
+    @model_validator(mode="after")
+    def _required(self) -> OctoPrintSection:
+        # OctoPrint answers nothing useful without a key: better refused here than at 3 a.m.
+        if self.api_key is None and self.api_key_file is None:
+            raise ValueError("set api_key or api_key_file (OctoPrint's REST API needs a key)")
+        return self
+
+
+class MoonrakerSection(ApiKeySection):
+    """Moonraker needs a key only where its ``[authorization]`` section requires one."""
+
+
 class RangeSection(_Section):
     targets: list[str] = Field(min_length=1)
     drivers: list[str] | None = Field(default=None, min_length=1)
     port: int | None = Field(default=None, ge=1, le=65535)
     scheme: Literal["https", "http"] = "https"
+    ca_file: Path | None = Field(
+        default=None,
+        description="Verify devices against this CA bundle instead of pinning on first use.",
+    )
+    snmp: SnmpSection | None = None
+    octoprint: OctoPrintSection | None = None
+    moonraker: MoonrakerSection | None = None
 
     @field_validator("targets")
     @classmethod
@@ -175,17 +322,106 @@ class RangeSection(_Section):
             raise ValueError("; ".join(problems))
         return value
 
+    @model_validator(mode="after")
+    def _check_options(self) -> RangeSection:
+        if self.ca_file is not None and self.scheme == "http":
+            raise ValueError(
+                'ca_file verifies TLS certificates; it has no use with scheme = "http"'
+            )
+        if self.drivers is not None:
+            for name in DRIVER_SECTIONS:
+                if getattr(self, name) is not None and name not in self.drivers:
+                    # Most likely a forgotten driver name: the settings would silently go unused.
+                    raise ValueError(
+                        f"[{name}] settings are given but drivers does not include {name!r}"
+                    )
+        return self
+
     def specs(self) -> list[TargetSpec]:
         return [parse_target(text) for text in self.targets]
 
+    def credentials(self) -> dict[str, dict[str, str]]:
+        """Per driver id, the secrets its ``Target.credentials`` gets (only that driver's: the
+        OctoPrint driver never sees the SNMP community)."""
+        out: dict[str, dict[str, str]] = {}
+        for name in DRIVER_SECTIONS:
+            section: SnmpSection | ApiKeySection | None = getattr(self, name)
+            if section is not None and (creds := section.credentials()):
+                out[name] = creds
+        return out
+
+
+DRIVER_SECTIONS = ("snmp", "octoprint", "moonraker")
+"""Range sub-sections named after the driver whose credentials they hold."""
+
+
+class ConsoleSection(_Section):
+    """``[console]``: the collector's read-only local web page (site console)."""
+
+    enabled: bool = Field(default=False, description="Serve the site console.")
+    listen: str = Field(
+        default="127.0.0.1:8470",
+        description="host:port ([v6]:port); any LAN address may be given. Port 0: any free port.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the console may be reached by besides IP addresses, localhost "
+        "and this machine's name (requests naming any other host are refused: DNS rebinding).",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _parse_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:8470"`` / ``"[::1]:8470"`` / ``"0.0.0.0:8470"`` → (host, port)."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:8470 or [::1]:8470)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not (host == "localhost" or parse_target_is_hostname(host)):
+            raise ValueError(f"{value!r}: {host!r} is not an IP address or host name") from None
+    return host, int(port_text)
+
+
+def parse_target_is_hostname(text: str) -> bool:
+    try:
+        return parse_target(text).hostname is not None
+    except TargetError:
+        return False
+
 
 class CollectorConfig(_Section):
+    version: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Operator's label for this config; shown by the site console.",
+    )
     portal: PortalSection
     collector: CollectorSection = Field(default_factory=CollectorSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     upload: UploadSection = Field(default_factory=UploadSection)
+    console: ConsoleSection = Field(default_factory=ConsoleSection)
     ranges: Annotated[list[RangeSection], Field(min_length=1)]
     source: Path | None = Field(default=None, exclude=True, description="The file it came from.")
+    source_sha256: str | None = Field(
+        default=None, exclude=True, description="sha256 of the file's bytes (hex)."
+    )
 
     @model_validator(mode="after")
     def _cap_hosts(self) -> CollectorConfig:
@@ -209,6 +445,13 @@ class CollectorConfig(_Section):
 
     def describe(self) -> str:
         return str(self.source) if self.source else "config"
+
+    @property
+    def config_version(self) -> str:
+        """What the console shows as the running config: ``version`` (if set) and the file's
+        sha256 prefix, which changes with any edit even when ``version`` was not bumped."""
+        digest = (self.source_sha256 or "")[:12] or "unknown"
+        return f"{self.version} (sha256 {digest})" if self.version else f"sha256 {digest}"
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -237,14 +480,16 @@ def load_config(path: Path | str) -> CollectorConfig:
     path = Path(path)
     where = str(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        raw = tomllib.loads(data.decode("utf-8"))
     except OSError as exc:
         raise ConfigError([f"{where}: cannot read config: {exc.strerror or exc}"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{where}: not UTF-8 text: {exc.reason}"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{where}: invalid TOML: {exc}"]) from exc
-    return config_from_dict(raw, base_dir=path.resolve().parent, source=path)
+    config = config_from_dict(raw, base_dir=path.resolve().parent, source=path)
+    return config.model_copy(update={"source_sha256": hashlib.sha256(data).hexdigest()})
 
 
 def config_from_dict(
@@ -279,6 +524,10 @@ def config_from_dict(
             token = SecretStr(text)
     elif token is not None and not token.get_secret_value().strip():
         errors.append(f"{where}: portal.token: is empty")
+    ranges = [
+        _resolve_range(section, f"{where}: ranges[{i}]", resolve, errors)
+        for i, section in enumerate(config.ranges)
+    ]
     if errors:
         raise ConfigError(errors)
     return config.model_copy(
@@ -287,29 +536,62 @@ def config_from_dict(
             "collector": config.collector.model_copy(
                 update={"data_dir": resolve(config.collector.data_dir)}
             ),
+            "ranges": ranges,
         }
     )
+
+
+def _resolve_range(
+    section: RangeSection, where: str, resolve: Callable[[Path], Path], errors: list[str]
+) -> RangeSection:
+    """The range with its ca_file made absolute (and checked) and api_key_files read."""
+    update: dict[str, Any] = {}
+    if section.ca_file is not None:
+        ca = resolve(section.ca_file)
+        if not ca.is_file():
+            errors.append(f"{where}.ca_file: {ca} does not exist")
+        update["ca_file"] = ca
+    for name in ("octoprint", "moonraker"):
+        sub: ApiKeySection | None = getattr(section, name)
+        if sub is None or sub.api_key_file is None:
+            continue
+        key_path = resolve(sub.api_key_file)
+        try:
+            text = key_path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            errors.append(f"{where}.{name}.api_key_file: cannot read {key_path}: {reason}")
+            continue
+        if not text:
+            errors.append(f"{where}.{name}.api_key_file: {key_path} is empty")
+            continue
+        update[name] = sub.model_copy(update={"api_key_file": key_path, "api_key": SecretStr(text)})
+    return section.model_copy(update=update) if update else section
 
 
 # --------------------------------------------------------------------------- drivers & targets
 
 
 def resolve_drivers(config: CollectorConfig) -> dict[str, Driver]:
-    """Every driver the ranges name (all registered ones where a range names none)."""
-    out: dict[str, Driver] = {}
+    """Every driver the ranges name (all registered ones where a range names none), in the
+    registry's priority order: discovery tries them in this order whatever order a range
+    lists them in, so a device is read by the protocol that tells the most about it."""
+    wanted: set[str] = set()
     errors: list[str] = []
     for i, section in enumerate(config.ranges):
         if section.drivers is None:
-            for driver in registry.all_drivers():
-                out[driver.id] = driver
+            wanted.update(driver.id for driver in registry.all_drivers())
             continue
         for name in section.drivers:
             try:
-                out[name] = registry.get(name)
+                registry.get(name)
             except KeyError as exc:
                 errors.append(f"{config.describe()}: ranges[{i}].drivers: {exc.args[0]}")
+            else:
+                wanted.add(name)
     if errors:
         raise ConfigError(errors)
+    out = {driver.id: driver for driver in registry.all_drivers() if driver.id in wanted}
     if not out:
         raise ConfigError([f"{config.describe()}: no device drivers are registered"])
     return out
@@ -317,10 +599,22 @@ def resolve_drivers(config: CollectorConfig) -> dict[str, Driver]:
 
 @dataclass(frozen=True)
 class ProbeTarget:
-    """One host to probe, with the drivers its range allows (None: all)."""
+    """One host to probe, with the drivers its range allows (None: all) and, per driver id,
+    the range's credentials for that driver (kept out of repr: they are secrets)."""
 
     target: Target
     drivers: tuple[str, ...] | None
+    credentials: Mapping[str, Mapping[str, str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def allows(self, driver_id: str) -> bool:
+        return self.drivers is None or driver_id in self.drivers
+
+    def target_for(self, driver_id: str) -> Target:
+        """The target as ``driver_id`` gets it: with that driver's credentials only."""
+        creds = self.credentials.get(driver_id)
+        return dataclasses.replace(self.target, credentials=creds) if creds else self.target
 
 
 def expand_ranges(config: CollectorConfig) -> list[ProbeTarget]:
@@ -329,11 +623,16 @@ def expand_ranges(config: CollectorConfig) -> list[ProbeTarget]:
     out: list[ProbeTarget] = []
     for section in config.ranges:
         drivers = tuple(section.drivers) if section.drivers is not None else None
+        # One mapping per range, shared by its hosts (a /16 is 65,534 of them).
+        credentials = section.credentials()
+        ca_file = str(section.ca_file) if section.ca_file is not None else None
         for spec in section.specs():
             for host in spec.hosts():
                 if host in seen:
                     continue
                 seen.add(host)
-                target = Target(host=host, port=section.port, scheme=section.scheme)
-                out.append(ProbeTarget(target=target, drivers=drivers))
+                target = Target(
+                    host=host, port=section.port, scheme=section.scheme, ca_file=ca_file
+                )
+                out.append(ProbeTarget(target=target, drivers=drivers, credentials=credentials))
     return out

@@ -1,7 +1,13 @@
 """Poll one device: read it with its driver, queue the report, advance its job cursor atomically.
 
 A driver failure becomes one ``PollError`` (host, driver, reason) and the collector carries on
-with the other devices (STYLE.md: device error → poll failure with a reason).
+with the other devices (STYLE.md: device error → poll failure with a reason). Each poll has its
+own timeout, so a hung device costs one concurrency slot for a bounded time, never the others'.
+
+A certificate that no longer matches its pin is more than a failed poll: a HEALTH report with
+an error alert (``tls.certificate_changed``) is queued as well, so that the portal shows it.
+The device stays unread until an operator re-pins it (``fleetmeter collector repin``); the
+first report read after that carries the alert again, cleared.
 """
 
 from __future__ import annotations
@@ -10,16 +16,20 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from fleetmeter.collector.discovery import FoundDevice
 from fleetmeter.collector.state import State
 from fleetmeter.devices.base import Driver, PinStore, ReadOptions
-from fleetmeter.devices.errors import DeviceError
-from fleetmeter.wire import DeviceReport, ReportKind
+from fleetmeter.devices.errors import CertificateMismatch, DeviceError
+from fleetmeter.wire import Alert, AlertSeverity, DeviceReport, ReportKind, now_utc
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 16
+
+CERTIFICATE_CHANGED = "tls.certificate_changed"
+"""Alert code queued when a device's certificate no longer matches its pin."""
 
 JOBS_PER_REPORT = 250
 """A device may hand over thousands of jobs at once (the simulator keeps 2000). They are queued
@@ -85,6 +95,9 @@ async def poll_device(
             if new_cursor != cursor:
                 cursor = new_cursor
                 report = await _read(driver, device, pins, kind, cursor, timeout_s)
+    except CertificateMismatch as exc:
+        _queue_certificate_alert(device, state, exc)
+        return _failed(device, driver, kind, state, str(exc))
     except DeviceError as exc:
         return _failed(device, driver, kind, state, str(exc))
     except TimeoutError:
@@ -101,7 +114,24 @@ async def poll_device(
     job_cursor = None
     if usage and report.jobs:
         job_cursor = (driver.id, serial, max(job.sequence_number for job in report.jobs))
+    previous = state.device_status(driver.id, serial)
+    cert_alert_since = previous.cert_alert_since if previous is not None else None
+    if cert_alert_since is not None:
+        # Read again (re-pinned): tell the portal the certificate alert is over.
+        report.alerts.append(
+            _certificate_alert(
+                "TLS certificate re-pinned by an operator; the device is read again",
+                first_seen=cert_alert_since,
+                cleared_at=now_utc(),
+            )
+        )
     state.enqueue(split_jobs(report), job_cursor=job_cursor)
+    state.record_poll(
+        driver=driver.id,
+        serial_number=serial,
+        report=report,
+        clear_cert_alert=cert_alert_since is not None,
+    )
     state.device_seen(
         address=host,
         port=device.target.port,
@@ -139,7 +169,45 @@ def _failed(
 ) -> PollOutcome:
     log.warning("%s: %s %s poll failed: %s", device.address, driver.id, kind, reason)
     state.device_error(address=device.address, reason=reason)
+    state.record_poll(driver=driver.id, serial_number=device.identity.serial_number, error=reason)
     return PollOutcome(device=device, kind=kind, error=PollError(device.address, driver.id, reason))
+
+
+def _certificate_alert(
+    text: str, *, first_seen: datetime, cleared_at: datetime | None = None
+) -> Alert:
+    return Alert(
+        code=CERTIFICATE_CHANGED,
+        severity=AlertSeverity.ERROR,
+        text=text,
+        first_seen=first_seen,
+        cleared_at=cleared_at,
+        component="tls",
+    )
+
+
+def _queue_certificate_alert(device: FoundDevice, state: State, exc: CertificateMismatch) -> None:
+    """Queue a HEALTH report carrying the certificate-changed alert (first seen: the first
+    mismatch, kept across polls so the portal sees one ongoing alert, not a new one each time)."""
+    now = now_utc()
+    key = (device.driver, device.identity.serial_number)
+    previous = state.device_status(*key)
+    since = previous.cert_alert_since if previous and previous.cert_alert_since else now
+    text = (
+        f"TLS certificate changed: pinned sha256 {exc.expected[:16]}…, the device now presents "
+        f"{exc.actual[:16]}…. Not read until an operator checks the device and runs "
+        f"`fleetmeter collector repin {device.address}`."
+    )
+    identity = device.identity.model_copy(update={"address": device.address})
+    report = DeviceReport(
+        kind=ReportKind.HEALTH,
+        collected_at=now,
+        device=identity,
+        alerts=[_certificate_alert(text, first_seen=since)],
+    )
+    log.error("%s: %s", device.address, text)
+    state.enqueue(report)
+    state.record_poll(driver=key[0], serial_number=key[1], cert_alert_since=since)
 
 
 async def poll_all(

@@ -9,6 +9,9 @@ Guarantees the rest of the collector relies on:
   portal answers ``duplicate`` instead of storing it twice.
 * Rows are deleted only after the portal confirmed the batch that carried them.
 
+* A device is (driver, serial number): seen at a new address, it is the same device (its row
+  moves, its job cursor — keyed by driver and serial — is untouched).
+
 WAL + ``synchronous=FULL``: every commit is on disk when ``commit()`` returns (a power cut
 after the portal said "stored" must not resurrect sent rows, nor lose queued ones).
 The calls are synchronous and short; the collector makes them from its event loop.
@@ -16,16 +19,18 @@ The calls are synchronous and short; the collector makes them from its event loo
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from fleetmeter.devices.base import PinStore
-from fleetmeter.wire import DeviceReport, now_utc
+from fleetmeter.wire import DeviceReport, ReportKind, now_utc
 
 DB_NAME = "collector.sqlite3"
 SCHEMA_VERSION = 1
@@ -78,7 +83,24 @@ CREATE TABLE IF NOT EXISTS devices (
     last_error    TEXT,
     last_error_at TEXT
 );
+-- The last thing known about each device, for the site console and the schedule (a new table,
+-- not new columns: an older collector opening this file just ignores it).
+CREATE TABLE IF NOT EXISTS device_status (
+    driver           TEXT NOT NULL,
+    serial_number    TEXT NOT NULL,
+    snapshot         TEXT,
+    last_success_at  TEXT,
+    last_usage_at    TEXT,
+    last_health_at   TEXT,
+    last_error       TEXT,
+    last_error_at    TEXT,
+    cert_alert_since TEXT,
+    PRIMARY KEY (driver, serial_number)
+);
 """
+
+MAX_SNAPSHOT_ALERTS = 20
+"""The console shows a device's current alerts; a device reporting hundreds is cut here."""
 
 
 class StateError(RuntimeError):
@@ -117,6 +139,76 @@ class KnownDevice:
 
 
 @dataclass(frozen=True)
+class DeviceStatusRow:
+    """``device_status``: the last report's compact snapshot and the poll history."""
+
+    driver: str
+    serial_number: str
+    snapshot: dict[str, Any] = field(default_factory=dict)
+    last_success_at: datetime | None = None
+    last_usage_at: datetime | None = None
+    last_health_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    cert_alert_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ForgottenPin:
+    host_port: str
+    sha256: str
+    pinned_at: datetime | None
+
+
+_STATUS_SELECT = (
+    "SELECT driver, serial_number, snapshot, last_success_at, last_usage_at, last_health_at, "
+    "last_error, last_error_at, cert_alert_since FROM device_status "
+)
+
+
+def snapshot_of(report: DeviceReport) -> dict[str, Any]:
+    """A compact, console-sized summary of a report: state, supplies, alerts, a few counters."""
+    out: dict[str, Any] = {
+        "kind": str(report.kind),
+        "collected_at": report.collected_at.isoformat(),
+        "firmware": report.device.firmware_version,
+    }
+    status = report.status
+    if status is not None:
+        out["state"] = str(status.engine_state)
+        out["reasons"] = status.state_reasons[:10]
+        out["cartridges"] = [
+            {"color": c.color, "level_percent": c.level_percent, "status": str(c.status)}
+            for c in status.cartridges
+        ]
+        out["printheads"] = [
+            {
+                "colors": "".join(h.colors),
+                "health_percent": h.health_percent,
+                "status": str(h.status),
+            }
+            for h in status.printheads
+        ]
+        out["media"] = [
+            {"name": m.name, "state": m.state, "media_type": m.media_type}
+            for m in status.media_sources
+        ]
+    if report.additive is not None:
+        out.setdefault("state", str(report.additive.state))
+        out["materials"] = [
+            {"name": m.name, "remaining_g": m.remaining_g} for m in report.additive.materials
+        ]
+    out["alerts"] = [
+        {"code": a.code, "severity": str(a.severity), "text": a.text}
+        for a in report.alerts[:MAX_SNAPSHOT_ALERTS]
+        if a.cleared_at is None
+    ]
+    if report.usage is not None:
+        out["impressions"] = report.usage.impressions
+    return out
+
+
+@dataclass(frozen=True)
 class QuarantinedRow:
     id: int
     batch_id: uuid.UUID | None
@@ -137,6 +229,8 @@ class State:
     """The collector's SQLite database in ``data_dir``. Not thread-safe: one per event loop."""
 
     def __init__(self, data_dir: Path) -> None:
+        self._pins_saved: dict[str, str] = {}
+        self._pins_generation = 0
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             self.path = data_dir / DB_NAME
@@ -339,12 +433,19 @@ class State:
     # ----------------------------------------------------------------------- certificate pins
 
     def load_pins(self) -> PinStore:
-        return PinStore(
-            pins=dict(self._db.execute("SELECT host_port, sha256 FROM cert_pins").fetchall())
-        )
+        pins = dict(self._db.execute("SELECT host_port, sha256 FROM cert_pins").fetchall())
+        self._pins_saved = dict(pins)
+        self._pins_generation = self.pins_generation()
+        return PinStore(pins=pins)
 
     def save_pins(self, pins: PinStore) -> None:
-        """Persist the store's pins (new ones after trust-on-first-use)."""
+        """Persist the pins learnt (trust on first use) since the last load or save.
+
+        Only those: writing back every pin held in memory would resurrect one that
+        ``forget_pins`` (``collector repin``, another process) deleted meanwhile."""
+        changed = {k: v for k, v in pins.pins.items() if self._pins_saved.get(k) != v}
+        if not changed:
+            return
         stamp = _ts(now_utc())
         with self.transaction() as db:
             db.executemany(
@@ -353,8 +454,50 @@ class State:
                      sha256 = excluded.sha256,
                      pinned_at = CASE WHEN cert_pins.sha256 = excluded.sha256
                                       THEN cert_pins.pinned_at ELSE excluded.pinned_at END""",
-                [(key, value, stamp) for key, value in pins.pins.items()],
+                [(key, value, stamp) for key, value in changed.items()],
             )
+        self._pins_saved.update(changed)
+
+    def drop_pins(self, pins: PinStore, keys: Sequence[str]) -> None:
+        """Delete the pins ``keys`` (from ``pins`` and the database) without an operator:
+        used when a device's very certificate moved to another address with the device."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM cert_pins WHERE host_port = ?", [(k,) for k in keys])
+        for key in keys:
+            pins.pins.pop(key, None)
+            self._pins_saved.pop(key, None)
+
+    def pins_generation(self) -> int:
+        """Bumped by every ``forget_pins``: a running agent compares it to know when to reload."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'pins_generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def reload_pins_if_forgotten(self, pins: PinStore) -> bool:
+        """If pins were forgotten since ``pins`` was loaded, save what it learnt and reload it
+        in place (drivers and tasks hold this very object). True if it was reloaded."""
+        if self.pins_generation() == self._pins_generation:
+            return False
+        self.save_pins(pins)
+        fresh = self.load_pins()
+        pins.pins.clear()
+        pins.pins.update(fresh.pins)
+        return True
+
+    def forget_pins(self, host: str) -> list[ForgottenPin]:
+        """Delete every pin of ``host`` (all ports): its next connection pins anew. The device's
+        certificate alert stays until it is read again (that report carries it cleared)."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT host_port, sha256, pinned_at FROM cert_pins "
+                "WHERE substr(host_port, 1, ?) = ?",
+                (len(host) + 1, host + ":"),
+            ).fetchall()
+            db.executemany("DELETE FROM cert_pins WHERE host_port = ?", [(r[0],) for r in rows])
+            db.execute(
+                """INSERT INTO meta (key, value) VALUES ('pins_generation', '1')
+                   ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"""
+            )
+        return [ForgottenPin(r[0], r[1], _parse_ts(r[2])) for r in rows]
 
     # ----------------------------------------------------------------------- known devices
 
@@ -368,8 +511,23 @@ class State:
         serial_number: str,
         vendor: str | None,
         model: str | None,
-    ) -> None:
+        moved: bool = False,
+    ) -> list[KnownDevice]:
+        """Record ``serial_number`` (read by ``driver``) at ``address``.
+
+        ``moved``: discovery found this device at this address only, so rows of the same
+        device at other addresses are stale (DHCP gave it a new one): they are dropped and
+        returned, so that the old address is no longer polled in its name."""
+        moved_from = [
+            d
+            for d in (self.known_devices() if moved else [])
+            if d.driver == driver and d.serial_number == serial_number and d.address != address
+        ]
         with self.transaction() as db:
+            db.executemany(
+                "DELETE FROM devices WHERE address = ? AND driver = ? AND serial_number = ?",
+                [(d.address, driver, serial_number) for d in moved_from],
+            )
             db.execute(
                 """INSERT INTO devices (address, port, scheme, driver, serial_number, vendor,
                                         model, last_seen, last_error, last_error_at)
@@ -381,6 +539,7 @@ class State:
                      last_error = NULL, last_error_at = NULL""",
                 (address, port, scheme, driver, serial_number, vendor, model, _ts(now_utc())),
             )
+        return moved_from
 
     def device_error(self, *, address: str, reason: str) -> None:
         with self.transaction() as db:
@@ -405,5 +564,80 @@ class State:
             for r in self._db.execute(
                 "SELECT address, port, scheme, driver, serial_number, vendor, model, last_seen, "
                 "last_error FROM devices ORDER BY address"
+            )
+        ]
+
+    # ----------------------------------------------------------------------- device status
+
+    def record_poll(
+        self,
+        *,
+        driver: str,
+        serial_number: str,
+        report: DeviceReport | None = None,
+        error: str | None = None,
+        cert_alert_since: datetime | None = None,
+        clear_cert_alert: bool = False,
+    ) -> None:
+        """After a poll: store the report's snapshot and success time, or the error."""
+        now = _ts(now_utc())
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO device_status (driver, serial_number) VALUES (?, ?)",
+                (driver, serial_number),
+            )
+            key = (driver, serial_number)
+            if report is not None:
+                usage = report.kind is ReportKind.USAGE
+                db.execute(
+                    """UPDATE device_status SET snapshot = ?, last_success_at = ?,
+                         last_health_at = ?,
+                         last_usage_at = CASE WHEN ? THEN ? ELSE last_usage_at END
+                       WHERE driver = ? AND serial_number = ?""",
+                    (json.dumps(snapshot_of(report)), now, now, usage, now, *key),
+                )
+            if error is not None:
+                db.execute(
+                    "UPDATE device_status SET last_error = ?, last_error_at = ? "
+                    "WHERE driver = ? AND serial_number = ?",
+                    (error, now, *key),
+                )
+            if cert_alert_since is not None:
+                db.execute(
+                    "UPDATE device_status SET cert_alert_since = COALESCE(cert_alert_since, ?) "
+                    "WHERE driver = ? AND serial_number = ?",
+                    (_ts(cert_alert_since), *key),
+                )
+            if clear_cert_alert:
+                db.execute(
+                    "UPDATE device_status SET cert_alert_since = NULL "
+                    "WHERE driver = ? AND serial_number = ?",
+                    key,
+                )
+
+    def device_status(self, driver: str, serial_number: str) -> DeviceStatusRow | None:
+        rows = self._status_rows("WHERE driver = ? AND serial_number = ?", (driver, serial_number))
+        return rows[0] if rows else None
+
+    def device_statuses(self) -> dict[tuple[str, str], DeviceStatusRow]:
+        return {(r.driver, r.serial_number): r for r in self._status_rows("", ())}
+
+    def _status_rows(self, where: str, params: Sequence[object]) -> list[DeviceStatusRow]:
+        return [
+            DeviceStatusRow(
+                driver=r[0],
+                serial_number=r[1],
+                snapshot=json.loads(r[2]) if r[2] else {},
+                last_success_at=_parse_ts(r[3]),
+                last_usage_at=_parse_ts(r[4]),
+                last_health_at=_parse_ts(r[5]),
+                last_error=r[6],
+                last_error_at=_parse_ts(r[7]),
+                cert_alert_since=_parse_ts(r[8]),
+            )
+            for r in self._db.execute(
+                # Fixed clauses from this class; values are bound parameters.
+                _STATUS_SELECT + where,
+                params,
             )
         ]

@@ -111,6 +111,18 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP-date; the exponential backoff applies instead
 
 
+@dataclass
+class UploadStatus:
+    """What the site console shows about uploads (in memory: this process's view)."""
+
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None  # the portal last stored a batch
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    next_retry_at: datetime | None = None  # set while backing off after a failure
+    batches_sent: int = 0
+
+
 class Backoff:
     """Exponential backoff with full jitter, capped (AWS Architecture Blog, "Exponential
     Backoff And Jitter"): spreads many collectors' retries after a portal outage."""
@@ -189,6 +201,7 @@ class Uploader:
         self.state = state
         self.url = config.portal.ingest_url
         self.backoff = Backoff(cap_s=config.upload.max_backoff_seconds)
+        self.status = UploadStatus()
         self._client = httpx.AsyncClient(
             verify=ssl_context(config.portal.ca_file),
             timeout=config.portal.timeout_seconds,
@@ -216,6 +229,7 @@ class Uploader:
     async def upload_all(self) -> UploadResult:
         """Send batches until the outbox is empty or an attempt fails (the caller backs off)."""
         result = UploadResult()
+        self.status.last_attempt_at = now_utc()
         sender = self.config.collector.name
         max_bytes = self.config.upload.max_batch_bytes
         try:
@@ -242,8 +256,15 @@ class Uploader:
         except UploadError as exc:
             result.error = str(exc)
             result.retry_after = exc.retry_after
+            self.status.last_error = result.error
+            self.status.last_error_at = now_utc()
             return result
+        finally:
+            self.status.batches_sent += result.batches_sent
         self.backoff.reset()
+        if result.batches_sent:  # an empty outbox sends nothing: it proves nothing either
+            self.status.last_success_at = now_utc()
+        self.status.next_retry_at = None
         return result
 
     async def _send(
