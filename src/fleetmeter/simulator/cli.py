@@ -14,11 +14,17 @@ import signal
 import sys
 from datetime import datetime
 
-from fleetmeter.simulator.server import Simulator, SimulatorConfig, SimulatorError
+from fleetmeter.simulator.server import (
+    SHARED_CERTIFICATE_ABOVE,
+    Simulator,
+    SimulatorConfig,
+    SimulatorError,
+)
 
 log = logging.getLogger("fleetmeter.simulator")
 
 EXIT_USAGE = 2
+_LISTED = 50  # devices named on stderr at start; the ready line and /devices list them all
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +81,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.job_buffer,
         help="jobs each device keeps in JobAccountingDyn.xml (default %(default)s)",
     )
+    parser.add_argument(
+        "--certificates",
+        choices=("auto", "per-device", "shared"),
+        default=defaults.certificates,
+        help="a self-signed certificate per device, or one shared by all; auto = per-device "
+        f"up to {SHARED_CERTIFICATE_ABOVE} devices (default %(default)s)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,6 +120,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         control_port=args.control_port,
         start=start,
         job_buffer=args.job_buffer,
+        certificates=args.certificates,
     )
 
 
@@ -135,13 +149,13 @@ async def _serve(sim: Simulator) -> int:
     try:
         await sim.start()
         print(json.dumps(sim.ready_info(), ensure_ascii=False), flush=True)
-        for e in sim.endpoints:
+        for e in sim.endpoints[:_LISTED]:
             log.info(
-                "%s  https://%s:%d  %s",
-                e.printer.serial_number,
-                e.address,
-                e.port,
-                e.printer.model.name,
+                "%s  https://%s:%d  %s", e.plan.serial_number, e.address, e.port, e.plan.model.name
+            )
+        if len(sim.endpoints) > _LISTED:
+            log.info(
+                "... and %d more (GET %s/devices)", len(sim.endpoints) - _LISTED, sim.control_url
             )
         await stop.wait()
         log.info("stopping")

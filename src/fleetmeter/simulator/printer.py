@@ -28,10 +28,10 @@ import math
 import random
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from fleetmeter.simulator.models import (
     CATEGORIES,
@@ -1037,29 +1037,83 @@ class VirtualPrinter:
 # --------------------------------------------------------------------------- the fleet
 
 
-def build_fleet(
-    *, seed: int, count: int, start: datetime, job_buffer: int = DEFAULT_JOB_BUFFER
-) -> list[VirtualPrinter]:
-    """``count`` printers with models and serial numbers drawn from ``seed``."""
+@dataclass(frozen=True, slots=True)
+class PrinterPlan:
+    """Who printer ``index`` of a fleet is, known before (and without) building it."""
+
+    index: int
+    model: ModelSpec
+    serial_number: str
+
+
+def plan_fleet(*, seed: int, count: int) -> list[PrinterPlan]:
+    """Models and serial numbers of ``count`` printers, drawn from ``seed`` (cheap: no state)."""
     if count < 1:
         raise ValueError("a fleet has at least one printer")
     rng = random.Random(f"fleetmeter-fleet:{seed}")  # noqa: S311 (simulation, not secrets)
-    printers: list[VirtualPrinter] = []
+    plans: list[PrinterPlan] = []
     serials: set[str] = set()
+    weights = [m.fleet_weight for m in MODELS]
     for index in range(count):
-        model = rng.choices(MODELS, weights=[m.fleet_weight for m in MODELS])[0]
+        model = rng.choices(MODELS, weights=weights)[0]
         serial = f"SG{rng.randint(10**7, 10**8 - 1)}"
         while serial in serials:
             serial = f"SG{rng.randint(10**7, 10**8 - 1)}"
         serials.add(serial)
-        printers.append(
-            VirtualPrinter(
-                index=index,
-                seed=seed,
-                model=model,
-                serial_number=serial,
-                start=start,
-                job_buffer=job_buffer,
+        plans.append(PrinterPlan(index, model, serial))
+    return plans
+
+
+class Fleet(Sequence[VirtualPrinter]):
+    """A fleet whose printers are built on first access.
+
+    Building 5,000 printers up front costs seconds and tens of MB before any is polled. A
+    printer built late is the same printer: its state depends only on the seed, its index,
+    the start time and the instant it is advanced to (see the module docstring).
+    """
+
+    def __init__(
+        self, *, seed: int, count: int, start: datetime, job_buffer: int = DEFAULT_JOB_BUFFER
+    ) -> None:
+        self.seed = seed
+        self.start = start
+        self.job_buffer = job_buffer
+        self.plans = plan_fleet(seed=seed, count=count)
+        self._built: dict[int, VirtualPrinter] = {}
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    @overload
+    def __getitem__(self, index: int) -> VirtualPrinter: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[VirtualPrinter]: ...
+
+    def __getitem__(self, index: int | slice) -> VirtualPrinter | list[VirtualPrinter]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        plan = self.plans[index]  # IndexError and negative indices as for a list
+        printer = self._built.get(plan.index)
+        if printer is None:
+            printer = VirtualPrinter(
+                index=plan.index,
+                seed=self.seed,
+                model=plan.model,
+                serial_number=plan.serial_number,
+                start=self.start,
+                job_buffer=self.job_buffer,
             )
-        )
-    return printers
+            self._built[plan.index] = printer
+        return printer
+
+    def built(self) -> list[VirtualPrinter]:
+        """The printers built so far (the others have done nothing observable yet)."""
+        return list(self._built.values())
+
+
+def build_fleet(
+    *, seed: int, count: int, start: datetime, job_buffer: int = DEFAULT_JOB_BUFFER
+) -> list[VirtualPrinter]:
+    """``count`` printers with models and serial numbers drawn from ``seed``."""
+    return list(Fleet(seed=seed, count=count, start=start, job_buffer=job_buffer))

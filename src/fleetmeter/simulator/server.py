@@ -1,11 +1,17 @@
 """Serve a fleet of virtual printers over HTTPS (one loopback address each) plus a control API.
 
-Each printer answers ``GET /DevMgmt/<document>.xml`` on its own address (``subnet base + i + 1``)
-with its own self-signed certificate, all on the same TCP port, like a LAN of real EWS. A
-plain-HTTP control API on ``control_host`` exposes ground truth and the clock
-(docs/architecture.md, "Simulator control API"). Everything runs on one asyncio loop: one
-``uvicorn.Server`` per pre-bound socket, with tiny raw ASGI apps (no framework per request,
-to keep CPU low when ten printers are polled at high speed).
+Each printer answers ``GET /DevMgmt/<document>.xml`` on its own address (``subnet base + i + 1``),
+all on the same TCP port, like a LAN of real EWS. A plain-HTTP control API on ``control_host``
+exposes ground truth and the clock (docs/architecture.md, "Simulator control API").
+
+Everything runs on one asyncio loop and scales to thousands of devices in one process: every
+device socket is served by ``loop.create_server`` with a small h11 protocol (no per-device
+server task, no per-request framework), printers are built on first use (``printer.Fleet``),
+and TLS contexts are made once. Each device has its own self-signed certificate up to
+``SHARED_CERTIFICATE_ABOVE`` devices; above that, all devices present one shared certificate
+(an OpenSSL context with its own key costs ~3 ms and ~20 kB, i.e. 15 s at 5,000 devices,
+and collectors pin certificates rather than check names, so nothing they do changes).
+The control API is a single uvicorn server.
 """
 
 from __future__ import annotations
@@ -16,21 +22,25 @@ import errno
 import ipaddress
 import json
 import logging
+import resource
 import socket
 import ssl
 import tempfile
 from collections.abc import Awaitable, Callable, Generator, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import formatdate
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import h11
 import uvicorn
 
 from fleetmeter.signing.certs import self_signed
 from fleetmeter.simulator import ledm_docs
 from fleetmeter.simulator.clock import SimClock
-from fleetmeter.simulator.printer import DEFAULT_JOB_BUFFER, VirtualPrinter, build_fleet
+from fleetmeter.simulator.printer import DEFAULT_JOB_BUFFER, Fleet, PrinterPlan, VirtualPrinter
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _TICK_S = 1.0  # real seconds between background advances (keeps request-time work small)
+_IDLE_TIMEOUT_S = 30.0  # an idle device connection is closed, as embedded servers do
+_BACKLOG = 128
+
+SHARED_CERTIFICATE_ABOVE = 256
+"""With ``certificates="auto"``, fleets larger than this share one certificate."""
+
+CertificateMode = Literal["auto", "per-device", "shared"]
 
 
 class SimulatorError(Exception):
@@ -61,22 +78,42 @@ class SimulatorConfig:
     start: datetime | None = None
     """Simulated start time (aware); None = now."""
     job_buffer: int = DEFAULT_JOB_BUFFER
+    certificates: CertificateMode = "auto"
+    """``per-device`` (each device its own self-signed certificate, like real printers),
+    ``shared`` (one for all: cheap for large fleets) or ``auto`` (per-device up to
+    ``SHARED_CERTIFICATE_ABOVE`` devices)."""
+
+    @property
+    def shared_certificate(self) -> bool:
+        if self.certificates == "auto":
+            return self.devices > SHARED_CERTIFICATE_ABOVE
+        return self.certificates == "shared"
 
 
 @dataclass(frozen=True)
 class DeviceEndpoint:
     address: str
     port: int
-    printer: VirtualPrinter
+    plan: PrinterPlan
+    fleet: Fleet
     certificate_sha256: str
+
+    @property
+    def printer(self) -> VirtualPrinter:
+        """The device's printer (built on first access)."""
+        return self.fleet[self.plan.index]
+
+    @property
+    def serial_number(self) -> str:
+        return self.plan.serial_number
 
     def info(self) -> dict[str, Any]:
         return {
             "address": self.address,
             "port": self.port,
-            "serial_number": self.printer.serial_number,
-            "model": self.printer.model.name,
-            "product_number": self.printer.model.product_number,
+            "serial_number": self.plan.serial_number,
+            "model": self.plan.model.name,
+            "product_number": self.plan.model.product_number,
             "certificate_sha256": self.certificate_sha256,
         }
 
@@ -95,12 +132,27 @@ def device_addresses(subnet: str, count: int) -> list[str]:
     return [str(net.network_address + i + 1) for i in range(count)]
 
 
+def ensure_open_files(needed: int) -> int:
+    """Raise the soft RLIMIT_NOFILE towards the hard limit so ``needed`` descriptors fit;
+    return the new soft limit. ``SimulatorError`` if even the hard limit is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if needed <= soft:
+        return soft
+    if hard != resource.RLIM_INFINITY and needed > hard:
+        raise SimulatorError(
+            f"{needed} open files needed (one listening socket per device plus connections), "
+            f"but the hard limit is {hard}: raise it (ulimit -Hn) or simulate fewer devices"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    return needed
+
+
 def _bind(address: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))
-        sock.listen(128)
+        sock.listen(_BACKLOG)
     except OSError:
         sock.close()
         raise
@@ -128,25 +180,17 @@ def bind_same_port(addresses: list[str], port: int) -> tuple[int, list[socket.so
     raise SimulatorError("no port is free on every device address")
 
 
-def _ssl_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+def _ssl_context(cert_pem: bytes, key_pem: bytes, tmp: Path) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     # load_cert_chain reads files only; the key lives on disk just long enough to load it.
-    with tempfile.TemporaryDirectory(prefix="fleetmeter-sim-") as tmp:
-        cert_path, key_path = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
-        cert_path.write_bytes(cert_pem)
-        key_path.touch(mode=0o600)
-        key_path.write_bytes(key_pem)
-        ctx.load_cert_chain(cert_path, key_path)
+    path = tmp / "device.pem"
+    path.touch(mode=0o600)
+    path.write_bytes(key_pem + cert_pem)
+    try:
+        ctx.load_cert_chain(path)
+    finally:
+        path.unlink()
     return ctx
-
-
-def _fixed_context(
-    ctx: ssl.SSLContext,
-) -> Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
-    def factory(_config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-        return ctx
-
-    return factory
 
 
 class _Server(uvicorn.Server):
@@ -174,28 +218,179 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-class _DeviceApp:
-    """ASGI app of one printer's EWS: GET/HEAD /DevMgmt/<document>, 404 for anything else."""
+class _Device:
+    """What one device's connections share: its printer, its Server header."""
 
-    def __init__(self, printer: VirtualPrinter, clock: SimClock) -> None:
-        self.printer = printer
+    __slots__ = ("_server_header", "clock", "endpoint")
+
+    def __init__(self, endpoint: DeviceEndpoint, clock: SimClock) -> None:
+        self.endpoint = endpoint
         self.clock = clock
+        self._server_header: bytes | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["method"] not in ("GET", "HEAD"):
-            await _respond(send, 405, b"", "text/plain", [(b"allow", b"GET, HEAD")])
-            return
-        path: str = scope["path"]
+    @property
+    def server_header(self) -> bytes:
+        if self._server_header is None:
+            printer = self.endpoint.printer
+            model = printer.model
+            self._server_header = (
+                f"HP HTTP Server; {model.name} - {model.product_number}; "
+                f"Serial Number: {printer.serial_number}; {printer.firmware_version}"
+            ).encode()
+        return self._server_header
+
+    def respond(self, method: bytes, target: bytes) -> tuple[int, bytes, bytes, list[bytes]]:
+        """Status, body, content type and extra header names/values for one request."""
+        if method not in (b"GET", b"HEAD"):
+            return 405, b"", b"text/plain", [b"allow", b"GET, HEAD"]
+        path = target.split(b"?", 1)[0].decode("ascii", "replace")
         name = path.removeprefix("/DevMgmt/")
         if name == path or name not in ledm_docs.RENDERERS:
-            await _respond(send, 404, b"Not Found", "text/plain")
-            return
+            return 404, b"Not Found", b"text/plain", []
+        printer = self.endpoint.printer
         # Documents are consistent with ground truth at the instant they are served.
-        self.printer.advance_to(self.clock.now())
-        body = ledm_docs.render(self.printer, name)
-        await _respond(send, 200, body, "text/xml; charset=utf-8")
+        printer.advance_to(self.clock.now())
+        return 200, ledm_docs.render(printer, name), b"text/xml; charset=utf-8", []
+
+
+class _HttpDate:
+    """The Date header value, formatted at most once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def value(self, loop: asyncio.AbstractEventLoop) -> bytes:
+        second = int(loop.time())
+        if second != self._second:
+            self._second = second
+            self._value = formatdate(usegmt=True).encode()
+        return self._value
+
+
+class _DeviceConnection(asyncio.Protocol):
+    """One HTTP/1.1 connection to a device's EWS (keep-alive, pipelining via h11).
+
+    Requests are answered synchronously as they arrive: rendering is CPU work with nothing
+    to await, and a protocol with no task per request keeps thousands of devices cheap.
+    """
+
+    def __init__(self, device: _Device, tracker: set[asyncio.Transport], date: _HttpDate) -> None:
+        self.device = device
+        self.tracker = tracker
+        self.date = date
+        self.conn = h11.Connection(h11.SERVER)
+        self.transport: asyncio.Transport | None = None
+        self.request: h11.Request | None = None
+        self.idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.tracker.add(transport)
+        self._arm_idle_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.tracker.discard(self.transport)
+        if self.idle is not None:
+            self.idle.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._arm_idle_timer()
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        self.conn.receive_data(b"")
+        self._process()
+        return None  # close the transport
+
+    def _arm_idle_timer(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        loop = asyncio.get_running_loop()
+        self.idle = loop.call_later(_IDLE_TIMEOUT_S, self._close)
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _process(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        while not transport.is_closing():
+            try:
+                event = self.conn.next_event()
+            except h11.RemoteProtocolError:
+                self._reply_error(400)
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                self.request = event
+            elif isinstance(event, h11.EndOfMessage):
+                self._reply()
+                if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
+                    self._close()
+                    return
+                try:
+                    self.conn.start_next_cycle()
+                except h11.LocalProtocolError:
+                    self._close()
+                    return
+            elif isinstance(event, h11.ConnectionClosed):
+                self._close()
+                return
+            # h11.Data (a request body): ignored; only GET and HEAD are served.
+
+    def _headers(self, content_type: bytes, length: int, extra: list[bytes]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        headers = [
+            (b"date", self.date.value(loop)),
+            (b"server", self.device.server_header),
+            (b"content-type", content_type),
+            (b"content-length", str(length).encode()),
+            (b"cache-control", b"no-cache"),
+        ]
+        headers.extend(zip(extra[::2], extra[1::2], strict=True))
+        return headers
+
+    def _reply(self) -> None:
+        assert self.transport is not None and self.request is not None
+        method, target = self.request.method, self.request.target
+        status, body, content_type, extra = self.device.respond(method, target)
+        response = h11.Response(
+            status_code=status,
+            headers=self._headers(content_type, len(body), extra),
+            reason=HTTPStatus(status).phrase.encode(),
+        )
+        out = self.conn.send(response) or b""
+        if method != b"HEAD" and body:
+            out += self.conn.send(h11.Data(data=body)) or b""
+        out += self.conn.send(h11.EndOfMessage()) or b""
+        self.transport.write(out)
+
+    def _reply_error(self, status: int) -> None:
+        assert self.transport is not None
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            with contextlib.suppress(h11.LocalProtocolError):
+                body = b"Bad Request"
+                response = h11.Response(
+                    status_code=status,
+                    reason=HTTPStatus(status).phrase.encode(),
+                    headers=[
+                        *self._headers(b"text/plain", len(body), []),
+                        (b"connection", b"close"),
+                    ],
+                )
+                self.transport.write(
+                    (self.conn.send(response) or b"")
+                    + (self.conn.send(h11.Data(data=body)) or b"")
+                    + (self.conn.send(h11.EndOfMessage()) or b"")
+                )
+        self._close()
 
 
 class _ControlApp:
@@ -245,10 +440,14 @@ class Simulator:
                 raise SimulatorError(f"{name} must be in 0..65535, got {port}")
         if config.start is not None and config.start.tzinfo is None:
             raise SimulatorError("start time must carry a time zone (e.g. 2026-01-05T08:00:00Z)")
+        if config.certificates not in ("auto", "per-device", "shared"):
+            raise SimulatorError(
+                f"certificates must be auto, per-device or shared, got {config.certificates!r}"
+            )
         self.config = config
         self.addresses = device_addresses(config.subnet, config.devices)
         self.clock = SimClock(start=config.start, speed=config.speed)
-        self.printers = build_fleet(
+        self.printers = Fleet(
             seed=config.seed,
             count=config.devices,
             start=self.clock.now(),
@@ -257,6 +456,8 @@ class Simulator:
         self.endpoints: list[DeviceEndpoint] = []
         self.port = 0
         self.control_port = 0
+        self._device_servers: list[asyncio.Server] = []
+        self._connections: set[asyncio.Transport] = set()
         self._servers: list[_Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
@@ -267,10 +468,12 @@ class Simulator:
     def control_url(self) -> str:
         return f"http://{self.config.control_host}:{self.control_port}"
 
-    def advance(self) -> datetime:
-        """Bring every printer to the clock's current instant."""
+    def advance(self, *, everyone: bool = False) -> datetime:
+        """Bring the printers built so far (``everyone``: all of them) to the clock's instant.
+
+        A printer not built yet has done nothing observable; it catches up when first used."""
         now = self.clock.now()
-        for printer in self.printers:
+        for printer in self.printers if everyone else self.printers.built():
             printer.advance_to(now)
         return now
 
@@ -278,7 +481,7 @@ class Simulator:
         return [e.info() for e in self.endpoints]
 
     def truth(self) -> list[dict[str, Any]]:
-        self.advance()
+        self.advance(everyone=True)
         return [{"address": e.address, "port": e.port, **e.printer.truth()} for e in self.endpoints]
 
     def clock_info(self) -> dict[str, Any]:
@@ -290,7 +493,9 @@ class Simulator:
 
     def pause(self) -> dict[str, Any]:
         self.clock.pause()
-        self.advance()  # truth read after a pause is the truth at the frozen instant
+        # Truth read after a pause is the truth at the frozen instant, and every document
+        # served while paused is cheap (no catching up at request time).
+        self.advance(everyone=True)
         return self.clock_info()
 
     def resume(self) -> dict[str, Any]:
@@ -306,8 +511,8 @@ class Simulator:
             "devices": [
                 {
                     "address": e.address,
-                    "serial_number": e.printer.serial_number,
-                    "model": e.printer.model.name,
+                    "serial_number": e.plan.serial_number,
+                    "model": e.plan.model.name,
                 }
                 for e in self.endpoints
             ],
@@ -315,7 +520,24 @@ class Simulator:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _certificates(self) -> list[tuple[ssl.SSLContext, str]]:
+        """One (context, fingerprint) per device: their own, or one shared by all."""
+        with tempfile.TemporaryDirectory(prefix="fleetmeter-sim-") as tmp:
+            if self.config.shared_certificate:
+                # Real EWS certificates name one host; a SAN listing thousands of addresses
+                # would make every handshake tens of kB. Collectors pin, they do not match names.
+                pair = self_signed("FleetMeter simulated printer", [self.addresses[0]])
+                shared = (_ssl_context(pair.cert_pem, pair.key_pem, Path(tmp)), pair.fingerprint)
+                return [shared] * len(self.addresses)
+            out = []
+            for address, plan in zip(self.addresses, self.printers.plans, strict=True):
+                pair = self_signed(plan.serial_number, [address])
+                out.append((_ssl_context(pair.cert_pem, pair.key_pem, Path(tmp)), pair.fingerprint))
+            return out
+
     async def start(self) -> None:
+        # Listening sockets, the control API, and headroom for connections and files.
+        ensure_open_files(len(self.addresses) + 1024)
         port, device_socks = bind_same_port(self.addresses, self.config.port)
         try:
             control_sock = _bind(self.config.control_host, self.config.control_port)
@@ -333,28 +555,26 @@ class Simulator:
         self.port = port
         self.control_port = control_sock.getsockname()[1]
 
-        plan: list[tuple[socket.socket, Any, ssl.SSLContext | None, list[tuple[str, str]]]] = []
-        for address, sock, printer in zip(self.addresses, device_socks, self.printers, strict=True):
-            pair = self_signed(printer.serial_number, [address])
-            self.endpoints.append(DeviceEndpoint(address, port, printer, pair.fingerprint))
-            model = printer.model
-            server_header = (
-                f"HP HTTP Server; {model.name} - {model.product_number}; "
-                f"Serial Number: {printer.serial_number}; {printer.firmware_version}"
-            )
-            plan.append(
-                (
-                    sock,
-                    _DeviceApp(printer, self.clock),
-                    _ssl_context(pair.cert_pem, pair.key_pem),
-                    [("server", server_header)],
-                )
-            )
-        plan.append((control_sock, _ControlApp(self), None, [("server", "FleetMeter simulator")]))
+        loop = asyncio.get_running_loop()
+        date = _HttpDate()
+        try:
+            certificates = await asyncio.to_thread(self._certificates)
+            for address, sock, plan, (ctx, fingerprint) in zip(
+                self.addresses, device_socks, self.printers.plans, certificates, strict=True
+            ):
+                endpoint = DeviceEndpoint(address, port, plan, self.printers, fingerprint)
+                self.endpoints.append(endpoint)
+                device = _Device(endpoint, self.clock)
 
-        for sock, app, ctx, headers in plan:
+                def factory(device: _Device = device) -> _DeviceConnection:
+                    return _DeviceConnection(device, self._connections, date)
+
+                self._device_servers.append(
+                    await loop.create_server(factory, sock=sock, ssl=ctx, backlog=_BACKLOG)
+                )
+
             config = uvicorn.Config(
-                app,
+                _ControlApp(self),
                 http="h11",
                 ws="none",
                 lifespan="off",
@@ -362,14 +582,12 @@ class Simulator:
                 log_level="warning",
                 access_log=False,
                 server_header=False,
-                headers=headers,
+                headers=[("server", "FleetMeter simulator")],
                 timeout_graceful_shutdown=2,
-                ssl_context_factory=_fixed_context(ctx) if ctx is not None else None,
             )
-            server = _Server(config)
-            self._servers.append(server)
-            self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
-        try:
+            control = _Server(config)
+            self._servers.append(control)
+            self._tasks.append(asyncio.create_task(control.serve(sockets=[control_sock])))
             while not all(s.started for s in self._servers):
                 failed = [t for t in self._tasks if t.done()]
                 if failed:
@@ -378,14 +596,15 @@ class Simulator:
                 await asyncio.sleep(0.01)
         except BaseException:
             await self.stop()
-            for sock, *_ in plan:
+            for sock in [*device_socks, control_sock]:
                 sock.close()
             raise
         self._ticker = asyncio.create_task(self._tick())
         log.info(
-            "simulating %d printers on port %d, control API %s, speed %g",
+            "simulating %d printers on port %d (%s certificates), control API %s, speed %g",
             len(self.printers),
             port,
+            "one shared" if self.config.shared_certificate else "per-device",
             self.control_url,
             self.clock.speed,
         )
@@ -398,12 +617,19 @@ class Simulator:
             self.advance()
 
     async def stop(self) -> None:
-        """Stop every server and close every socket; safe to call twice."""
+        """Stop every server and close every socket and connection; safe to call twice."""
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        for device_server in self._device_servers:
+            device_server.close()
+        for transport in list(self._connections):
+            transport.close()
+        for device_server in self._device_servers:
+            await device_server.wait_closed()
+        self._device_servers.clear()
         for server in self._servers:
             server.should_exit = True
         if self._tasks:
