@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from fleetmeter.devices.errors import (
     NotSupported,
 )
 from fleetmeter.devices.ledm.client import DocumentNotFound, LedmClient
-from fleetmeter.signing.certs import self_signed
+from fleetmeter.signing.certs import certificate_authority, issue_server_certificate, self_signed
 from tests.devices.conftest import DeviceServer
 
 pytestmark = pytest.mark.anyio
@@ -161,3 +162,25 @@ async def test_only_get_requests_are_sent(device_server: DeviceServer) -> None:
         await client.get("DiscoveryTree.xml")
         await client.get_optional("MediaDyn.xml")
     assert {method for method, _ in device_server.requests} == {"GET"}
+
+
+async def test_a_range_ca_verifies_the_device_instead_of_a_pin(
+    device_server: DeviceServer, tmp_path: Path
+) -> None:
+    # A site whose printers carry certificates from its own CA: [[ranges]] ca_file.
+    ca = certificate_authority("site CA")
+    device_server.use_certificate(issue_server_certificate(ca, ["127.0.0.1"]))
+    device_server.documents["/DevMgmt/DiscoveryTree.xml"] = BODY
+    ca_file = tmp_path / "site-ca.pem"
+    ca_file.write_bytes(ca.cert_pem)
+    target = Target("127.0.0.1", port=device_server.port, ca_file=str(ca_file))
+    pins = PinStore()
+    async with LedmClient(target, pins) as client:
+        assert await client.get("DiscoveryTree.xml") == BODY
+    assert pins.pins == {}  # verified by the CA: nothing trusted on first use
+
+    # The same printer with a certificate the site CA did not issue is refused.
+    device_server.use_certificate(self_signed("impostor", ["127.0.0.1"]))
+    with pytest.raises(DeviceUnreachable):
+        async with LedmClient(target, PinStore()) as client:
+            await client.get("DiscoveryTree.xml")

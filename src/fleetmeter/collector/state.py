@@ -83,6 +83,9 @@ CREATE TABLE IF NOT EXISTS devices (
     last_error    TEXT,
     last_error_at TEXT
 );
+-- Discovery looks a device up by identity for every device it finds: without this index
+-- that is a scan per device, quadratic in the fleet (docs/performance.md).
+CREATE INDEX IF NOT EXISTS devices_identity ON devices (driver, serial_number);
 -- The last thing known about each device, for the site console and the schedule (a new table,
 -- not new columns: an older collector opening this file just ignores it).
 CREATE TABLE IF NOT EXISTS device_status (
@@ -101,6 +104,25 @@ CREATE TABLE IF NOT EXISTS device_status (
 
 MAX_SNAPSHOT_ALERTS = 20
 """The console shows a device's current alerts; a device reporting hundreds is cut here."""
+
+
+_DEVICE_COLUMNS = (
+    "address, port, scheme, driver, serial_number, vendor, model, last_seen, last_error"
+)
+
+
+def _known_device(r: tuple[Any, ...]) -> KnownDevice:
+    return KnownDevice(
+        address=r[0],
+        port=r[1],
+        scheme=r[2],
+        driver=r[3],
+        serial_number=r[4],
+        vendor=r[5],
+        model=r[6],
+        last_seen=_parse_ts(r[7]),
+        last_error=r[8],
+    )
 
 
 class StateError(RuntimeError):
@@ -518,11 +540,18 @@ class State:
         ``moved``: discovery found this device at this address only, so rows of the same
         device at other addresses are stale (DHCP gave it a new one): they are dropped and
         returned, so that the old address is no longer polled in its name."""
-        moved_from = [
-            d
-            for d in (self.known_devices() if moved else [])
-            if d.driver == driver and d.serial_number == serial_number and d.address != address
-        ]
+        moved_from = (
+            [
+                _known_device(r)
+                for r in self._db.execute(
+                    f"SELECT {_DEVICE_COLUMNS} FROM devices "  # noqa: S608 (constant columns)
+                    "WHERE driver = ? AND serial_number = ? AND address != ?",
+                    (driver, serial_number, address),
+                )
+            ]
+            if moved
+            else []
+        )
         with self.transaction() as db:
             db.executemany(
                 "DELETE FROM devices WHERE address = ? AND driver = ? AND serial_number = ?",
@@ -550,20 +579,9 @@ class State:
 
     def known_devices(self) -> list[KnownDevice]:
         return [
-            KnownDevice(
-                address=r[0],
-                port=r[1],
-                scheme=r[2],
-                driver=r[3],
-                serial_number=r[4],
-                vendor=r[5],
-                model=r[6],
-                last_seen=_parse_ts(r[7]),
-                last_error=r[8],
-            )
+            _known_device(r)
             for r in self._db.execute(
-                "SELECT address, port, scheme, driver, serial_number, vendor, model, last_seen, "
-                "last_error FROM devices ORDER BY address"
+                f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY address"  # noqa: S608
             )
         ]
 

@@ -238,7 +238,11 @@ class Uploader:
                     await self._send(pending.batch_id, pending.created_at, pending.rows, result)
                 else:
                     self.state.confirm_batch(pending.batch_id)  # nothing left in it
-            while rows := self.state.unbatched_rows(MAX_REPORTS_PER_BATCH):
+            # Read about twice what the last batch held: parsing the whole outbox for every
+            # batch of ~100 reports made an upload quadratic in the outbox depth and held it
+            # all in memory (docs/performance.md). A window that fits entirely doubles.
+            window = 256
+            while rows := self.state.unbatched_rows(window):
                 created_at = now_utc()
                 batch_rows, too_large = split_rows(
                     rows, max_bytes=max_bytes, sender=sender, created_at=created_at
@@ -253,6 +257,7 @@ class Uploader:
                         [r.id for r in batch_rows], created_at=created_at
                     )
                     await self._send(batch_id, created_at, batch_rows, result)
+                window = min(MAX_REPORTS_PER_BATCH, max(64, 2 * len(batch_rows)))
         except UploadError as exc:
             result.error = str(exc)
             result.retry_after = exc.retry_after

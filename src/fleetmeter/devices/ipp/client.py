@@ -24,7 +24,8 @@ from pyipp.serializer import construct_attribute
 from fleetmeter.devices.base import PinStore, Target
 from fleetmeter.devices.errors import DeviceUnreachable, MalformedResponse, NotSupported
 from fleetmeter.devices.ipp.parse import NoPrinterHere
-from fleetmeter.devices.tls import check_pin, unverified_context
+from fleetmeter.devices.tls import check_pin, device_context
+from fleetmeter.devices.tls import resolve_target as _resolve_target
 
 __all__ = [
     "DEFAULT_BASE_PATH",
@@ -56,12 +57,8 @@ _request_ids = itertools.count(1)
 
 
 def resolve_target(target: Target) -> Target:
-    """The target with its port filled in (the pin key must name the real port)."""
-    if target.scheme not in ("https", "http"):
-        raise ValueError(f"unsupported scheme {target.scheme!r} (https or http)")
-    if target.port is not None:
-        return target
-    return Target(host=target.host, port=DEFAULT_PORT, scheme=target.scheme)
+    """The target with this driver's default port filled in."""
+    return _resolve_target(target, https_port=DEFAULT_PORT, http_port=DEFAULT_PORT)
 
 
 def _host_for_url(host: str) -> str:
@@ -126,7 +123,7 @@ class IppClient:
         self._timeout = httpx.Timeout(timeout_s)
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
-            verify=unverified_context(),
+            verify=device_context(self.target),
             timeout=self._timeout,
             follow_redirects=False,
             limits=httpx.Limits(max_connections=_MAX_CONNECTIONS),

@@ -7,8 +7,6 @@ every httpx error is translated into the devices package's exception tree.
 
 from __future__ import annotations
 
-import ssl
-from functools import cache
 from types import TracebackType
 from typing import Self
 
@@ -16,7 +14,8 @@ import httpx
 
 from fleetmeter.devices.base import PinStore, Target
 from fleetmeter.devices.errors import DeviceUnreachable, MalformedResponse, NotSupported
-from fleetmeter.devices.tls import check_pin, unverified_context
+from fleetmeter.devices.tls import check_pin, device_context
+from fleetmeter.devices.tls import resolve_target as _resolve_target
 
 __all__ = ["DEFAULT_PORT", "MAX_BODY_BYTES", "DocumentNotFound", "LedmClient", "resolve_target"]
 
@@ -30,30 +29,13 @@ jobs is a few MB. Anything larger is refused rather than buffered."""
 _MAX_CONNECTIONS = 4
 
 
-@cache
-def _shared_tls_context() -> ssl.SSLContext:
-    """One client context for every device connection of the process.
-
-    Building one costs ~45 ms (``ssl.create_default_context`` loads the system CA store) and
-    the collector opens a client per device per poll: at 5,000 devices that alone was minutes
-    of CPU (docs/performance.md). The context holds no per-device state, pins are checked on
-    each response, so sharing it changes nothing else.
-    """
-    return unverified_context()
-
-
 class DocumentNotFound(NotSupported):
     """The device answered 404: it does not offer this document."""
 
 
 def resolve_target(target: Target) -> Target:
-    """The target with its port filled in (the pin key must name the real port)."""
-    if target.scheme not in ("https", "http"):
-        raise ValueError(f"unsupported scheme {target.scheme!r} (https or http)")
-    if target.port is not None:
-        return target
-    port = DEFAULT_PORT if target.scheme == "https" else DEFAULT_HTTP_PORT
-    return Target(host=target.host, port=port, scheme=target.scheme)
+    """The target with this driver's default port filled in."""
+    return _resolve_target(target, https_port=DEFAULT_PORT, http_port=DEFAULT_HTTP_PORT)
 
 
 def _host_for_url(host: str) -> str:
@@ -88,7 +70,7 @@ class LedmClient:
         self._timeout = httpx.Timeout(timeout_s)
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
-            verify=_shared_tls_context(),
+            verify=device_context(self.target),
             timeout=self._timeout,
             follow_redirects=False,
             limits=httpx.Limits(max_connections=_MAX_CONNECTIONS),

@@ -20,7 +20,8 @@ import httpx
 
 from fleetmeter.devices.base import PinStore, Target
 from fleetmeter.devices.errors import DeviceUnreachable, MalformedResponse, NotSupported
-from fleetmeter.devices.tls import check_pin, unverified_context
+from fleetmeter.devices.tls import check_pin, device_context
+from fleetmeter.devices.tls import resolve_target as _resolve_target
 
 __all__ = [
     "DEFAULT_HTTPS_PORT",
@@ -76,19 +77,8 @@ class Answer:
 
 
 def resolve_target(target: Target) -> Target:
-    """The target with its port filled in (the pin key and the serial must name it)."""
-    if target.scheme not in ("https", "http"):
-        raise ValueError(f"unsupported scheme {target.scheme!r} (https or http)")
-    if target.port is not None:
-        return target
-    port = DEFAULT_HTTPS_PORT if target.scheme == "https" else DEFAULT_HTTP_PORT
-    return Target(
-        host=target.host,
-        port=port,
-        scheme=target.scheme,
-        ca_file=target.ca_file,
-        credentials=target.credentials,
-    )
+    """The target with this driver's default port filled in."""
+    return _resolve_target(target, https_port=DEFAULT_HTTPS_PORT, http_port=DEFAULT_HTTP_PORT)
 
 
 def _host_for_url(host: str) -> str:
@@ -129,7 +119,7 @@ class MoonrakerClient:
         self._timeout = httpx.Timeout(timeout_s)
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
-            verify=unverified_context(),
+            verify=device_context(self.target),
             timeout=self._timeout,
             follow_redirects=False,
             limits=httpx.Limits(max_connections=_MAX_CONNECTIONS),
