@@ -14,17 +14,16 @@ from __future__ import annotations
 import itertools
 import struct
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 from pyipp.enums import IppOperation, IppStatus, IppTag
 from pyipp.serializer import construct_attribute
 
 from fleetmeter.devices.base import PinStore, Target
-from fleetmeter.devices.errors import DeviceUnreachable, MalformedResponse, NotSupported
+from fleetmeter.devices.errors import MalformedResponse, NotSupported
+from fleetmeter.devices.http import DeviceHttp, host_for_url
 from fleetmeter.devices.ipp.parse import NoPrinterHere
-from fleetmeter.devices.tls import check_pin, device_context
 from fleetmeter.devices.tls import resolve_target as _resolve_target
 
 __all__ = [
@@ -61,10 +60,6 @@ def resolve_target(target: Target) -> Target:
     return _resolve_target(target, https_port=DEFAULT_PORT, http_port=DEFAULT_PORT)
 
 
-def _host_for_url(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
 Attribute = tuple[str, Any, IppTag]
 
 
@@ -86,7 +81,7 @@ def encode_request(
     return body + struct.pack(">b", IppTag.END.value)
 
 
-class IppClient:
+class IppClient(DeviceHttp):
     """Read one IPP printer.
 
     Use as ``async with IppClient(target, pins) as client:``, then
@@ -108,45 +103,22 @@ class IppClient:
     ) -> None:
         if not base_path.startswith("/"):
             raise ValueError(f"base_path must start with '/': {base_path!r}")
-        self.target = resolve_target(target)
-        self.pins = pins
+        super().__init__(
+            resolve_target(target),
+            pins,
+            timeout_s=timeout_s,
+            max_body_bytes=max_body_bytes,
+            max_connections=_MAX_CONNECTIONS,
+            client=client,
+        )
         self.base_path = base_path
-        self.max_body_bytes = max_body_bytes
-        self._pin_key = pins.key(self.target)
-        host = _host_for_url(self.target.host)
-        self._url = f"{self.target.scheme}://{host}:{self.target.port}{base_path}"
+        self._url = f"{self._base_url}{base_path}"
         ipp_scheme = "ipps" if self.target.scheme == "https" else "ipp"
+        host = host_for_url(self.target.host)
         self.printer_uri = f"{ipp_scheme}://{host}:{self.target.port}{base_path}"
         # IPP/2.0 first (PWG 5100.12); a device that answers version-not-supported is asked
         # again in IPP/1.1, which every IPP printer speaks, and then always in 1.1.
         self.version = _IPP_2_0
-        self._timeout = httpx.Timeout(timeout_s)
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            verify=device_context(self.target),
-            timeout=self._timeout,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=_MAX_CONNECTIONS),
-        )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    @property
-    def address(self) -> str:
-        return self._pin_key
 
     async def get_printer_attributes(self, requested: Sequence[str]) -> bytes:
         """Get-Printer-Attributes (RFC 8011 §4.2.5) for the ``requested`` attributes."""
@@ -201,59 +173,27 @@ class IppClient:
         return body
 
     async def _post(self, content: bytes, *, what: str) -> bytes:
+        def check(response: httpx.Response) -> None:
+            status = response.status_code
+            if status == 404:
+                raise NoPrinterHere(f"{what}: no IPP printer at {self.base_path} (HTTP 404)")
+            if status in (401, 403):
+                raise NotSupported(f"{what}: the device requires authentication (HTTP {status})")
+            if status == 426:
+                raise NotSupported(
+                    f"{what}: the device requires TLS (HTTP 426); read it with https"
+                )
+            if status != 200:
+                raise MalformedResponse(f"{what}: unexpected HTTP status {status}")
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind != "application/ipp":
+                raise MalformedResponse(f"{what}: not an IPP response (Content-Type {kind[:60]!r})")
+
         headers = {"Content-Type": "application/ipp", "Accept": "application/ipp"}
-        try:
-            async with self._client.stream(
-                "POST", self._url, content=content, headers=headers, timeout=self._timeout
-            ) as response:
-                if self.target.scheme == "https":
-                    # Before anything of the response is used: a different device (or a
-                    # man in the middle) must not get to feed us data.
-                    check_pin(self.pins, self._pin_key, response)
-                status = response.status_code
-                if status == 404:
-                    raise NoPrinterHere(f"{what}: no IPP printer at {self.base_path} (HTTP 404)")
-                if status in (401, 403):
-                    raise NotSupported(
-                        f"{what}: the device requires authentication (HTTP {status})"
-                    )
-                if status == 426:
-                    raise NotSupported(
-                        f"{what}: the device requires TLS (HTTP 426); read it with https"
-                    )
-                if status != 200:
-                    raise MalformedResponse(f"{what}: unexpected HTTP status {status}")
-                kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                if kind != "application/ipp":
-                    raise MalformedResponse(
-                        f"{what}: not an IPP response (Content-Type {kind[:60]!r})"
-                    )
-                declared = response.headers.get("Content-Length")
-                if (
-                    declared is not None
-                    and declared.isdigit()
-                    and int(declared) > self.max_body_bytes
-                ):
-                    raise MalformedResponse(
-                        f"{what}: body of {declared} bytes exceeds the "
-                        f"{self.max_body_bytes}-byte limit"
-                    )
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > self.max_body_bytes:
-                        raise MalformedResponse(
-                            f"{what}: body exceeds the {self.max_body_bytes}-byte limit"
-                        )
-                return bytes(body)
-        except httpx.TimeoutException as exc:
-            raise DeviceUnreachable(f"{what}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            # Connection refused, reset, TLS handshake failure, protocol errors.
-            reason = str(exc) or type(exc).__name__
-            raise DeviceUnreachable(f"{what}: {reason}") from exc
-        except httpx.HTTPError as exc:
-            raise MalformedResponse(f"{what}: {exc}") from exc
+        answer = await self.receive(
+            "POST", self._url, where=what, headers=headers, content=content, check=check
+        )
+        return answer.body
 
 
 def _status(body: bytes) -> int | None:

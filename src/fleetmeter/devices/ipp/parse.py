@@ -14,24 +14,24 @@ CUPS' ``marker-*`` extension. Integers are base units; timestamps are aware UTC.
 
 from __future__ import annotations
 
-import functools
 import re
 import struct
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from pyipp.enums import IppStatus
 from pyipp.exceptions import IPPParseError
 from pyipp.parser import parse as pyipp_parse
 from pyipp.parser import parse_make_and_model
 
 from fleetmeter.devices.errors import DeviceError, MalformedResponse, NotSupported
+from fleetmeter.devices.modelcheck import checked as _checked
+from fleetmeter.devices.modelcheck import validated as _validated
 from fleetmeter.wire import (
     Alert,
     AlertSeverity,
@@ -309,30 +309,6 @@ def require_success(message: IppMessage, *, what: str = "IPP request") -> IppMes
 
 
 # --------------------------------------------------------------------------- helpers
-
-_M = TypeVar("_M", bound=BaseModel)
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _validation_reason(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"]) or "value"
-    return f"device data out of range at {loc}: {first['msg']}"
-
-
-def _checked(func: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Public parsers raise only MalformedResponse: a value the wire model refuses is the
-    device's malformed answer, not our crash."""
-
-    @functools.wraps(func)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return func(*args, **kwargs)
-        except ValidationError as exc:
-            raise MalformedResponse(_validation_reason(exc)) from exc
-
-    return wrapper
 
 
 def _values(attrs: Mapping[str, Any], name: str) -> list[Any]:
@@ -1028,13 +1004,6 @@ def parse_jobs(
 
 
 # --------------------------------------------------------------------------- report
-
-
-def _validated(model: type[_M], fields: Mapping[str, object]) -> _M:
-    try:
-        return model.model_validate(dict(fields))
-    except ValidationError as exc:
-        raise MalformedResponse(_validation_reason(exc)) from exc
 
 
 def _job_groups(response: bytes | None) -> list[dict[str, Any]] | None:

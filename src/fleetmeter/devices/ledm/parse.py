@@ -17,21 +17,21 @@ rounded half-even, so that summing many rounded readings has no upward bias.
 
 from __future__ import annotations
 
-import functools
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal, TypeVar
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
-from pydantic import BaseModel, ValidationError
 
 from fleetmeter.devices.errors import MalformedResponse
+from fleetmeter.devices.modelcheck import checked as _checked
+from fleetmeter.devices.modelcheck import validated as _validated
 from fleetmeter.wire import (
     Accessory,
     Alert,
@@ -181,38 +181,6 @@ def _text(elem: Element | None, *path: str, limit: int = _SHORT) -> str | None:
 
 def _where(document: str, elem: Element) -> str:
     return f"{document}: <{_local(elem.tag)}>"
-
-
-_M = TypeVar("_M", bound=BaseModel)
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _validation_reason(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"]) or "value"
-    return f"device data out of range at {loc}: {first['msg']}"
-
-
-def _validated(model: type[_M], fields: Mapping[str, object]) -> _M:
-    try:
-        return model.model_validate(dict(fields))
-    except ValidationError as exc:
-        raise MalformedResponse(_validation_reason(exc)) from exc
-
-
-def _checked(func: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Public parsers raise only MalformedResponse: a value the wire model refuses (a level
-    over 100, an over-long name) is the device's malformed answer, not our crash."""
-
-    @functools.wraps(func)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return func(*args, **kwargs)
-        except ValidationError as exc:
-            raise MalformedResponse(_validation_reason(exc)) from exc
-
-    return wrapper
 
 
 def _round(value: Decimal) -> int:

@@ -29,18 +29,28 @@ What Moonraker cannot tell:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
+from fleetmeter.devices import jsondoc
 from fleetmeter.devices.errors import MalformedResponse
+from fleetmeter.devices.jsondoc import LONG_TEXT as _LONG
+from fleetmeter.devices.jsondoc import SHORT_TEXT as _SHORT
+from fleetmeter.devices.jsondoc import array as _list
+from fleetmeter.devices.jsondoc import boolean as _bool
+from fleetmeter.devices.jsondoc import non_negative as _non_negative
+from fleetmeter.devices.jsondoc import number as _number
+from fleetmeter.devices.jsondoc import obj as _obj
+from fleetmeter.devices.jsondoc import req_obj as _req_obj
+from fleetmeter.devices.jsondoc import rounded as _rounded
+from fleetmeter.devices.jsondoc import text as _text
+from fleetmeter.devices.jsondoc import timestamp as _timestamp
+from fleetmeter.devices.jsondoc import validated as _validated
 from fleetmeter.wire import (
     AdditiveStatus,
     Alert,
@@ -96,10 +106,7 @@ MAX_RECENT_BUILDS = 20
 
 _MAX_DEPTH = 32
 _MAX_JOBS = 100_000
-_MAX_NUMBER = 1e15
 _MAX_TEMPERATURE_C = 2000.0
-_SHORT = 256
-_LONG = 2048
 _JOB_ID = re.compile(r"^[0-9A-Fa-f]{1,12}$")  # Moonraker formats the row id as %06X
 _INSTANCE_ID = re.compile(r"^[0-9A-Fa-f-]{8,64}$")
 
@@ -119,29 +126,9 @@ _STATUSES = {
 # --------------------------------------------------------------------------- decoding
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
 def decode(body: bytes, *, what: str) -> Any:
     """Strict JSON: refuses NaN/Infinity, over-deep nesting and undecodable bytes."""
-    try:
-        value = json.loads(body, parse_constant=_refuse_constant)
-    except RecursionError as exc:
-        raise MalformedResponse(f"{what}: JSON nested too deeply") from exc
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise MalformedResponse(f"{what}: not JSON ({reason})") from exc
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > _MAX_DEPTH:
-            raise MalformedResponse(f"{what}: JSON nested too deeply")
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return value
+    return jsondoc.decode(body, what=what, max_depth=_MAX_DEPTH)
 
 
 def unwrap(body: bytes, *, what: str) -> Any:
@@ -151,98 +138,6 @@ def unwrap(body: bytes, *, what: str) -> Any:
     if not isinstance(doc, dict) or "result" not in doc:
         raise MalformedResponse(f"{what}: not a Moonraker answer (no 'result')")
     return doc["result"]
-
-
-# --------------------------------------------------------------------------- typed access
-
-
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _obj(value: Any, where: str) -> Mapping[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise MalformedResponse(f"{where}: expected an object, got {_type_name(value)}")
-    return value
-
-
-def _req_obj(value: Any, where: str) -> Mapping[str, Any]:
-    obj = _obj(value, where)
-    if obj is None:
-        raise MalformedResponse(f"{where}: missing")
-    return obj
-
-
-def _list(value: Any, where: str) -> Sequence[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise MalformedResponse(f"{where}: expected a list, got {_type_name(value)}")
-    return value
-
-
-def _text(value: Any, where: str, limit: int = _SHORT) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MalformedResponse(f"{where}: expected text, got {_type_name(value)}")
-    # Untrusted text is cut to the wire model's limit rather than failing the whole report.
-    return value[:limit]
-
-
-def _bool(value: Any, where: str) -> bool | None:
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise MalformedResponse(f"{where}: expected true/false, got {_type_name(value)}")
-    return value
-
-
-def _number(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MalformedResponse(f"{where}: expected a number, got {_type_name(value)}")
-    try:
-        number = float(value)
-    except OverflowError as exc:  # an integer beyond a double
-        raise MalformedResponse(f"{where}: number out of range") from exc
-    if not math.isfinite(number) or abs(number) > _MAX_NUMBER:
-        raise MalformedResponse(f"{where}: number out of range")
-    return number
-
-
-def _non_negative(value: Any, where: str) -> float | None:
-    number = _number(value, where)
-    if number is not None and number < 0:
-        raise MalformedResponse(f"{where}: negative value {number:g}")
-    return number
-
-
-def _rounded(value: Any, where: str) -> int | None:
-    number = _non_negative(value, where)
-    return None if number is None else round(number)
-
-
-def _timestamp(value: Any, where: str) -> datetime | None:
-    number = _non_negative(value, where)
-    if number is None:
-        return None
-    try:
-        return datetime.fromtimestamp(number, UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise MalformedResponse(f"{where}: timestamp out of range") from exc
-
-
-def _validated(model: type[Any], fields: Mapping[str, object], where: str) -> Any:
-    try:
-        return model.model_validate(dict(fields))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(part) for part in first["loc"]) or "value"
-        raise MalformedResponse(f"{where}: value out of range at {loc}: {first['msg']}") from exc
 
 
 # --------------------------------------------------------------------------- server, identity

@@ -10,15 +10,13 @@ and never part of an error message.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import httpx
 
+from fleetmeter.devices import http
 from fleetmeter.devices.base import PinStore, Target
-from fleetmeter.devices.errors import DeviceUnreachable, MalformedResponse, NotSupported
-from fleetmeter.devices.tls import check_pin, device_context
+from fleetmeter.devices.errors import MalformedResponse, NotSupported
+from fleetmeter.devices.http import DeviceHttp
 from fleetmeter.devices.tls import resolve_target as _resolve_target
 
 __all__ = [
@@ -63,13 +61,8 @@ class UnexpectedStatus(MalformedResponse):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(http.Answer):
     """A response as received: status, headers, body (already size-checked)."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
 
     @property
     def from_octoprint(self) -> bool:
@@ -83,11 +76,7 @@ def resolve_target(target: Target) -> Target:
     return _resolve_target(target, https_port=DEFAULT_HTTPS_PORT, http_port=DEFAULT_HTTP_PORT)
 
 
-def _host_for_url(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-class OctoPrintClient:
+class OctoPrintClient(DeviceHttp):
     """Read one OctoPrint instance.
 
     Use as ``async with OctoPrintClient(target, pins, api_key=...) as client:``, then
@@ -106,44 +95,18 @@ class OctoPrintClient:
         max_body_bytes: int = MAX_BODY_BYTES,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.target = resolve_target(target)
-        self.pins = pins
-        self.max_body_bytes = max_body_bytes
-        self._pin_key = pins.key(self.target)
-        self._base_url = (
-            f"{self.target.scheme}://{_host_for_url(self.target.host)}:{self.target.port}"
+        super().__init__(
+            resolve_target(target),
+            pins,
+            timeout_s=timeout_s,
+            max_body_bytes=max_body_bytes,
+            max_connections=_MAX_CONNECTIONS,
+            client=client,
         )
         self._anonymous_headers = {"Accept": "application/json"}
         self._headers = dict(self._anonymous_headers)
         if api_key:
             self._headers["X-Api-Key"] = api_key
-        self._timeout = httpx.Timeout(timeout_s)
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            verify=device_context(self.target),
-            timeout=self._timeout,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=_MAX_CONNECTIONS),
-        )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    @property
-    def address(self) -> str:
-        return self._pin_key
 
     async def get(self, path: str, *, params: Mapping[str, str] | None = None) -> bytes:
         """GET ``path``; the body of a 200 answer. Raises ``EndpointNotFound`` (404),
@@ -172,44 +135,14 @@ class OctoPrintClient:
             raise ValueError(f"not an OctoPrint API path: {path!r}")
         url = f"{self._base_url}{path}"
         where = f"{self.address} {path}"
-        try:
-            async with self._client.stream(
-                "GET",
-                url,
-                params=params,
-                headers=self._anonymous_headers if anonymous else self._headers,
-                timeout=self._timeout,
-            ) as response:
-                if self.target.scheme == "https":
-                    # Before anything of the response is used: a different device (or a
-                    # man in the middle) must not get to feed us data.
-                    check_pin(self.pins, self._pin_key, response)
-                declared = response.headers.get("Content-Length")
-                if (
-                    declared is not None
-                    and declared.isdigit()
-                    and int(declared) > self.max_body_bytes
-                ):
-                    raise MalformedResponse(
-                        f"{where}: body of {declared} bytes exceeds the "
-                        f"{self.max_body_bytes}-byte limit"
-                    )
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > self.max_body_bytes:
-                        raise MalformedResponse(
-                            f"{where}: body exceeds the {self.max_body_bytes}-byte limit"
-                        )
-                return Answer(response.status_code, dict(response.headers), bytes(body))
-        except httpx.TimeoutException as exc:
-            raise DeviceUnreachable(f"{where}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            # Connection refused, reset, TLS handshake failure, protocol errors.
-            reason = str(exc) or type(exc).__name__
-            raise DeviceUnreachable(f"{where}: {reason}") from exc
-        except httpx.HTTPError as exc:
-            raise MalformedResponse(f"{where}: {exc}") from exc
+        raw = await self.receive(
+            "GET",
+            url,
+            where=where,
+            params=params,
+            headers=self._anonymous_headers if anonymous else self._headers,
+        )
+        return Answer(raw.status, raw.headers, raw.body)
 
     async def get_optional(
         self, path: str, *, params: Mapping[str, str] | None = None
