@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fleetmeter.collector.cli import register as register_collector
     from fleetmeter.portal.cli import register as register_portal
     from fleetmeter.simulator.cli import register as register_simulator
+    from fleetmeter.simulator.direct_cli import register as register_sim_direct
 
     parser = argparse.ArgumentParser(
         prog="fleetmeter",
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_portal(sub)
     register_collector(sub)
     register_simulator(sub)
+    register_sim_direct(sub)
 
     parse = sub.add_parser(
         "parse",

@@ -14,8 +14,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from fleetmeter.portal.api import ingest, read
+from fleetmeter.portal.api import device_credentials, direct, ingest, read
 from fleetmeter.portal.api.problems import install_problem_handlers
+from fleetmeter.portal.services.devices_direct import SecretBox
 from fleetmeter.portal.settings import PortalSettings
 from fleetmeter.portal.store.db import make_engine, make_session_factory
 from fleetmeter.portal.store.migrate import require_current
@@ -30,6 +31,9 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     """Build the portal app. Raises ``PortalError`` on bad settings or an un-migrated DB."""
     settings = settings or PortalSettings()
     secret = settings.resolve_session_secret()
+    # Resolved (and generated on first start) before serving: a portal that cannot read
+    # device secrets must not start and then fail every direct upload.
+    secret_box = SecretBox(settings.resolve_secrets_key())
     engine = make_engine(
         settings.effective_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
@@ -54,9 +58,12 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.secret_box = secret_box
 
     install_problem_handlers(app)
     app.include_router(ingest.router)
+    app.include_router(direct.router)
+    app.include_router(device_credentials.router)
     app.include_router(read.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
@@ -69,7 +76,10 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=DEFAULT_BODY_LIMIT,
-        limits={INGEST_PATH: settings.max_ingest_body_bytes},
+        limits={
+            INGEST_PATH: settings.max_ingest_body_bytes,
+            direct.BATCHES_PATH: settings.max_ingest_body_bytes,
+        },
     )
     app.add_middleware(
         SessionMiddleware,

@@ -77,6 +77,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _db_options(collector)
     collector.set_defaults(func=_guard(_add_collector))
 
+    device = commands.add_parser(
+        "add-device",
+        help="register a direct-connected device; prints its key id and secret (shown once)",
+    )
+    device.add_argument("--reseller", required=True, metavar="NAME")
+    device.add_argument("--customer", required=True, metavar="NAME")
+    device.add_argument("--serial", required=True, metavar="SERIAL")
+    device.add_argument("--vendor", default="HP", help="default %(default)s")
+    _db_options(device)
+    device.set_defaults(func=_guard(_add_device))
+
+    rotate = commands.add_parser(
+        "rotate-device-secret",
+        help="issue a new secret for a device; the old one stays valid for the overlap",
+    )
+    rotate.add_argument("--key-id", required=True)
+    rotate.add_argument(
+        "--overlap-hours",
+        type=float,
+        default=24.0,
+        help="how long the previous secret stays valid (default %(default)s; 0 = not at all)",
+    )
+    _db_options(rotate)
+    rotate.set_defaults(func=_guard(_rotate_device_secret))
+
+    revoke = commands.add_parser(
+        "revoke-device", help="refuse every later upload signed with this key id"
+    )
+    revoke.add_argument("--key-id", required=True)
+    _db_options(revoke)
+    revoke.set_defaults(func=_guard(_revoke_device))
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Standalone entry (``python -m fleetmeter.portal.cli portal …``) for tests and scripts."""
@@ -154,6 +186,70 @@ def _add_collector(args: argparse.Namespace) -> int:
         new = tenancy.add_collector(session, reseller=reseller, customer=customer, name=args.name)
         session.commit()
     _print({"collector_id": str(new.collector_id), "token": new.token})
+    return 0
+
+
+def _add_device(args: argparse.Namespace) -> int:
+    from fleetmeter.portal.services import devices_direct, tenancy
+
+    box = devices_direct.SecretBox(_settings(args).resolve_secrets_key())
+    with _session(args) as session:
+        reseller = tenancy.find_reseller(session, name=args.reseller)
+        customer = tenancy.find_customer(session, reseller=reseller, name=args.customer)
+        new = devices_direct.add_device(
+            session,
+            box=box,
+            reseller=reseller,
+            customer=customer,
+            serial_number=args.serial,
+            vendor=args.vendor,
+        )
+        session.commit()
+    _print(
+        {
+            "device_id": new.key_id,
+            "key_id": new.key_id,
+            "secret": new.secret,
+            "vendor": new.vendor,
+            "serial_number": new.serial_number,
+        }
+    )
+    return 0
+
+
+def _rotate_device_secret(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from fleetmeter.portal.errors import TenancyError
+    from fleetmeter.portal.services import devices_direct
+
+    if args.overlap_hours < 0:
+        raise TenancyError("--overlap-hours must not be negative")
+    box = devices_direct.SecretBox(_settings(args).resolve_secrets_key())
+    with _session(args) as session:
+        new = devices_direct.rotate_secret(
+            session, box=box, key_id=args.key_id, overlap=timedelta(hours=args.overlap_hours)
+        )
+        session.commit()
+    until = new.previous_valid_until
+    _print(
+        {
+            "key_id": new.key_id,
+            "secret": new.secret,
+            "previous_valid_until": until.isoformat() if until is not None else None,
+        }
+    )
+    return 0
+
+
+def _revoke_device(args: argparse.Namespace) -> int:
+    from fleetmeter.portal.services import devices_direct
+
+    with _session(args) as session:
+        credential = devices_direct.revoke(session, key_id=args.key_id)
+        session.commit()
+        revoked_at = credential.revoked_at
+    _print({"key_id": args.key_id, "revoked_at": revoked_at.isoformat() if revoked_at else None})
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from pathlib import Path
@@ -13,6 +15,10 @@ from fleetmeter.portal.errors import ConfigError
 from fleetmeter.wire.codec import MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES
 
 SESSION_SECRET_FILE = "session-secret"  # noqa: S105  (a file name)
+SECRETS_KEY_FILE = "secrets-key"
+SECRETS_KEY_BYTES = 32  # AES-256-GCM
+# A random 32-byte key has ~30 distinct byte values; a typed or patterned one far fewer.
+_MIN_DISTINCT_KEY_BYTES = 16
 MIN_SECRET_LENGTH = 32
 # Values people paste from tutorials; refusing them beats signing sessions with them.
 _INSECURE_SECRETS = {"changethis", "changeme", "secret", "password", "development", "dev", "test"}
@@ -49,6 +55,26 @@ class PortalSettings(BaseSettings):
         default=MAX_DECOMPRESSED_BYTES, ge=1024, description="Compression-bomb cap."
     )
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts device secrets at rest: 32 random bytes, URL-safe base64 "
+        "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'`); if unset, one is "
+        "generated into data_dir. Every portal process and admin command needs the same one.",
+    )
+    signature_window_s: int = Field(
+        default=300,
+        ge=30,
+        le=3600,
+        description="Direct connection: how far a request's signed `created` time may be "
+        "from the portal's clock, either way.",
+    )
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _refuse_weak_secrets_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_secrets_key(value.get_secret_value())  # raises ValueError with the reason
+        return value
 
     @field_validator("session_secret")
     @classmethod
@@ -75,6 +101,28 @@ class PortalSettings(BaseSettings):
         except OSError as exc:
             raise ConfigError(f"cannot create data dir {self.data_dir}: {exc}") from exc
 
+    def resolve_secrets_key(self) -> bytes:
+        """The configured key, else the one kept in the data dir (created on first start)."""
+        if self.secrets_key is not None:
+            return decode_secrets_key(self.secrets_key.get_secret_value())
+        self.ensure_data_dir()
+        path = self.data_dir / SECRETS_KEY_FILE
+        try:
+            if not path.exists():
+                value = base64.urlsafe_b64encode(secrets.token_bytes(SECRETS_KEY_BYTES)).decode()
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:
+                    pass  # another process won the race: use its key
+                else:
+                    with os.fdopen(fd, "w") as fh:
+                        fh.write(value + "\n")
+            return decode_secrets_key(path.read_text().strip())
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read or create {path}: {exc}") from exc
+
     def resolve_session_secret(self) -> str:
         """The configured secret, else the one kept in the data dir (created on first start)."""
         if self.session_secret is not None:
@@ -97,3 +145,16 @@ class PortalSettings(BaseSettings):
             return path.read_text().strip()
         except OSError as exc:
             raise ConfigError(f"cannot read or create {path}: {exc}") from exc
+
+
+def decode_secrets_key(text: str) -> bytes:
+    """The 32-byte key from its URL-safe base64 form; short or patterned keys are refused."""
+    try:
+        raw = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("secrets key is not URL-safe base64") from None
+    if len(raw) != SECRETS_KEY_BYTES:
+        raise ValueError(f"secrets key must be {SECRETS_KEY_BYTES} bytes, got {len(raw)}")
+    if len(set(raw)) < _MIN_DISTINCT_KEY_BYTES:
+        raise ValueError("secrets key is insecure: use 32 random bytes")
+    return raw

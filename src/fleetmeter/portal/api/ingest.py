@@ -43,9 +43,9 @@ async def post_batch(request: Request) -> JSONResponse:
     if collector_id is None:
         raise ProblemError(401, "unknown or missing collector token", headers=_BEARER_CHALLENGE)
 
-    encoding = _content_encoding(request)
-    body = await _read_capped(request, settings.max_ingest_body_bytes)
-    batch = await run_in_threadpool(_decode, body, encoding, settings.max_decompressed_bytes)
+    encoding = content_encoding(request)
+    body = await read_capped(request, settings.max_ingest_body_bytes)
+    batch = await run_in_threadpool(decode_body, body, encoding, settings.max_decompressed_bytes)
     receipt = await run_in_threadpool(_store, factory, collector_id, batch)
     return JSONResponse(receipt.model_dump(mode="json"))
 
@@ -67,7 +67,7 @@ def _authenticate(factory: sessionmaker[Session], token: str) -> uuid.UUID | Non
         return collector_id
 
 
-def _content_encoding(request: Request) -> str:
+def content_encoding(request: Request) -> str:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise ProblemError(
@@ -83,7 +83,7 @@ def _content_encoding(request: Request) -> str:
     return encoding
 
 
-async def _read_capped(request: Request, limit: int) -> bytes:
+async def read_capped(request: Request, limit: int) -> bytes:
     """The raw (still compressed) body; more than ``limit`` bytes is refused unread."""
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -107,7 +107,7 @@ def _too_large(limit: int) -> ProblemError:
     return ProblemError(413, f"batch body larger than {limit} bytes (compressed); split it")
 
 
-def _decode(body: bytes, encoding: str, limit: int) -> wire.Batch:
+def decode_body(body: bytes, encoding: str, limit: int) -> wire.Batch:
     try:
         raw = codec.decompress(body, encoding, limit=limit)
     except codec.CodecError as exc:

@@ -10,6 +10,10 @@ waits for the lock (busy timeout).
 
 Everything else is insert-or-ignore / upsert on the natural keys, so two *different*
 batches carrying the same job or reading (a collector that re-queued data) store it once.
+
+A batch comes from a ``Sender``: a collector (any device of its customer) or a
+direct-connected device's credential (only that device: a report about another serial is
+refused with ``ForeignDeviceError`` before anything is stored).
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fleetmeter import wire
+from fleetmeter.portal.errors import PortalError
 from fleetmeter.portal.store.dialect import insert_on_conflict
 from fleetmeter.portal.store.models import (
     Alert,
     Collector,
     CounterReading,
     Device,
+    DeviceCredential,
     IngestedBatch,
     JobRecord,
 )
@@ -43,19 +49,71 @@ CHUNK = 200
 T = TypeVar("T")
 
 
+class ForeignDeviceError(PortalError):
+    """A direct-connected device sent a report about a device other than itself."""
+
+
 @dataclass(frozen=True)
-class _Tenant:
+class Sender:
+    """Who uploads a batch, and so where its reports land (and, for a device, what it may say).
+
+    Build one with ``Sender.of_collector`` or ``Sender.of_device``.
+    """
+
     reseller_id: uuid.UUID
     customer_id: uuid.UUID
-    collector_id: uuid.UUID
+    collector_id: uuid.UUID | None = None
+    device_credential_id: uuid.UUID | None = None
+    only_device: tuple[str, str] | None = None
+    """(vendor, serial number) a device credential is bound to; None: any (a collector)."""
+
+    @classmethod
+    def of_collector(cls, collector: Collector) -> Sender:
+        return cls(collector.reseller_id, collector.customer_id, collector_id=collector.id)
+
+    @classmethod
+    def of_device(cls, credential: DeviceCredential) -> Sender:
+        return cls(
+            credential.reseller_id,
+            credential.customer_id,
+            device_credential_id=credential.id,
+            only_device=(credential.vendor, credential.serial_number),
+        )
+
+    def check_reports(self, batch: wire.Batch) -> None:
+        """Raise ``ForeignDeviceError`` if a device credential reports about another device."""
+        if self.only_device is None:
+            return
+        vendor, serial = self.only_device
+        for report in batch.reports:
+            # Vendor spelling varies ("HP", "hp"); the serial number is the identity.
+            ident = report.device
+            if ident.serial_number != serial or ident.vendor.casefold() != vendor.casefold():
+                raise ForeignDeviceError(
+                    f"this credential may only report device {vendor} {serial}, "
+                    f"not {ident.vendor} {ident.serial_number}"
+                )
 
 
-def ingest_batch(session: Session, *, collector: Collector, batch: wire.Batch) -> wire.BatchReceipt:
-    """Store ``batch`` for ``collector``'s tenant and commit; a batch seen before stores nothing.
+def ingest_batch(
+    session: Session,
+    *,
+    batch: wire.Batch,
+    collector: Collector | None = None,
+    sender: Sender | None = None,
+) -> wire.BatchReceipt:
+    """Store ``batch`` for the sender's tenant and commit; a batch seen before stores nothing.
 
-    Returns the receipt only after the commit, so a receipt means the data is durable.
+    Give the ``collector`` or a ``sender`` (a device credential's). Returns the receipt only
+    after the commit, so a receipt means the data is durable.
     """
-    tenant = _Tenant(collector.reseller_id, collector.customer_id, collector.id)
+    if sender is not None and collector is None:
+        tenant = sender
+    elif collector is not None and sender is None:
+        tenant = Sender.of_collector(collector)
+    else:
+        raise TypeError("give exactly one of collector= and sender=")
+    tenant.check_reports(batch)
     try:
         receipt = _store(session, tenant=tenant, batch=batch)
         session.commit()
@@ -69,7 +127,7 @@ def ingest_batch(session: Session, *, collector: Collector, batch: wire.Batch) -
     return receipt
 
 
-def _already_ingested(session: Session, *, tenant: _Tenant, batch_id: uuid.UUID) -> bool:
+def _already_ingested(session: Session, *, tenant: Sender, batch_id: uuid.UUID) -> bool:
     found = session.scalar(
         select(IngestedBatch.id).where(
             IngestedBatch.reseller_id == tenant.reseller_id, IngestedBatch.batch_id == batch_id
@@ -88,12 +146,13 @@ def _duplicate_receipt(batch: wire.Batch) -> wire.BatchReceipt:
     )
 
 
-def _store(session: Session, *, tenant: _Tenant, batch: wire.Batch) -> wire.BatchReceipt:
+def _store(session: Session, *, tenant: Sender, batch: wire.Batch) -> wire.BatchReceipt:
     received_at = now_utc()
     batch_row = IngestedBatch(
         reseller_id=tenant.reseller_id,
         batch_id=batch.batch_id,
         collector_id=tenant.collector_id,
+        device_credential_id=tenant.device_credential_id,
         received_at=received_at,
         created_at=batch.created_at,
         reports=len(batch.reports),
@@ -135,7 +194,7 @@ def _key(report: wire.DeviceReport) -> _DeviceKey:
 
 
 def _upsert_devices(
-    session: Session, *, tenant: _Tenant, reports: Sequence[wire.DeviceReport]
+    session: Session, *, tenant: Sender, reports: Sequence[wire.DeviceReport]
 ) -> dict[_DeviceKey, Device]:
     # Sorted keys: concurrent batches touching the same devices lock rows in one order
     # and so cannot deadlock each other.
@@ -221,7 +280,7 @@ def _apply_report(device: Device, *, report: wire.DeviceReport, customer_id: uui
 def _append_counter_readings(
     session: Session,
     *,
-    tenant: _Tenant,
+    tenant: Sender,
     reports: Sequence[wire.DeviceReport],
     devices: dict[_DeviceKey, Device],
 ) -> int:
@@ -260,7 +319,7 @@ def _append_counter_readings(
 def _insert_jobs(
     session: Session,
     *,
-    tenant: _Tenant,
+    tenant: Sender,
     reports: Sequence[wire.DeviceReport],
     devices: dict[_DeviceKey, Device],
     batch_id: uuid.UUID,
@@ -376,7 +435,7 @@ def _job_row(
 def _upsert_alerts(
     session: Session,
     *,
-    tenant: _Tenant,
+    tenant: Sender,
     reports: Sequence[wire.DeviceReport],
     devices: dict[_DeviceKey, Device],
 ) -> int:

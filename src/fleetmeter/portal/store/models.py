@@ -2,8 +2,9 @@
 
 Tenancy rule (DESIGN.md, "Scale"): every tenant-owned table carries ``reseller_id`` and it
 leads every composite key, unique constraint and index, so the schema distributes on
-Citus by reseller. Two lookups are global on purpose because they happen before the
-tenant is known: a user's login email and a collector's token hash.
+Citus by reseller. Three lookups are global on purpose because they happen before the
+tenant is known: a user's login email, a collector's token hash and a direct-connected
+device's signing key id.
 """
 
 from __future__ import annotations
@@ -230,6 +231,53 @@ class Alert(Base):
     cleared_at: Mapped[datetime | None]
 
 
+class DeviceCredential(Base):
+    """A direct-connected device's signing key: bound to one reseller, customer and device.
+
+    The shared secret is stored encrypted (AES-GCM under the portal's secrets key, the key
+    id as associated data), never hashed: verifying an HMAC needs the secret itself. During
+    a rotation the previous secret stays valid until ``previous_valid_until``.
+    """
+
+    __tablename__ = "device_credentials"
+    __table_args__ = (
+        Index(None, "reseller_id", "vendor", "serial_number"),
+        Index(None, "reseller_id", "customer_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    # Global: a request names its key before the tenant is known (signature keyid).
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    vendor: Mapped[str] = mapped_column(String(SHORT))
+    serial_number: Mapped[str] = mapped_column(String(SHORT))
+    secret_encrypted: Mapped[str] = mapped_column(String(SHORT))
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(String(SHORT))
+    previous_valid_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+
+
+class SeenNonce(Base):
+    """A signature nonce already used by a key: a second request with it is a replay.
+
+    Kept in the database, not in a process, so that every portal process refuses a replay
+    sent to another. Rows past ``expires_at`` can go: a request that old fails the
+    ``created`` window before its nonce is looked at.
+    """
+
+    __tablename__ = "seen_nonces"
+    __table_args__ = (Index(None, "reseller_id", "expires_at"),)
+
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime]
+
+
 class IngestedBatch(Base):
     """Idempotency record: a batch id seen once per reseller is never stored again."""
 
@@ -241,7 +289,11 @@ class IngestedBatch(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
     reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
     batch_id: Mapped[uuid.UUID]
-    collector_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collectors.id"))
+    # Who sent it: a collector, or a direct-connected device (exactly one of the two).
+    collector_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("collectors.id"))
+    device_credential_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("device_credentials.id")
+    )
     received_at: Mapped[datetime] = mapped_column(default=now_utc)
     created_at: Mapped[datetime | None]
     reports: Mapped[int] = mapped_column(default=0)
