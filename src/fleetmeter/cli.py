@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # httpx logs every request at INFO: thousands of lines per poll round at a large site
+        # (and ~2 % of the collector's CPU, docs/performance.md). Our own logs say what matters.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
