@@ -121,3 +121,13 @@ def test_published_json_schema_is_current() -> None:
     assert published.read_text() == render(), (
         "docs/wire-schema-v1.json is stale: run `fleetmeter wire-schema > docs/wire-schema-v1.json`"
     )
+
+
+def test_counters_beyond_64_bits_are_refused_at_the_edge() -> None:
+    # A Counter64 sentinel or '1e30' from a device must be a validation error, not a failed
+    # database write that blocks every later upload.
+    LifetimeUsage(impressions=2**63 - 1)
+    with pytest.raises(ValidationError, match="less than or equal"):
+        LifetimeUsage(impressions=2**63)
+    with pytest.raises(ValidationError):
+        MediaTypeUsage(media_type="x" * 201, area_mm2=1)  # becomes part of a meter name

@@ -4,6 +4,7 @@ on other 4xx, batches within the size cap, the same batch id after a crash, TLS 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import uuid
@@ -211,7 +212,7 @@ def test_a_report_too_large_alone_is_quarantined_not_blocking(
     assert sent == ["SN1", "SN3"]
 
 
-def test_wrong_token_is_quarantined_and_token_never_logged(
+def test_wrong_token_keeps_the_outbox_for_later_and_token_never_logged(
     tmp_path: Path, portal: PortalStub, ca_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -219,13 +220,19 @@ def test_wrong_token_is_quarantined_and_token_never_logged(
     with State(config.data_dir) as state:
         state.enqueue(report("SN1"))
         assert upload(config, state).ok
-        # A bad token: 401 is a 4xx the same bytes will not fix, so the batch is set aside.
+        # A rotated or wrong token is fixed outside the collector: 401 must neither lose nor
+        # set aside what is queued, only retry it later.
         bad = config.model_copy(
             update={"portal": config.portal.model_copy(update={"token": SecretStr("wrong")})}
         )
         state.enqueue(report("SN2"))
+        state.enqueue(report("SN3"))
         result = upload(bad, state)
-        assert "401" in result.quarantined[0]
+        assert not result.ok and "401" in (result.error or "")
+        assert result.quarantined == []
+        assert state.outbox_count() == 2
+        assert upload(config, state).ok  # token fixed: delivered
+        assert state.outbox_count(include_quarantined=True) == 0
     assert portal.auth_failures == 1
     assert TOKEN not in caplog.text
     assert "wrong" not in caplog.text
@@ -256,3 +263,41 @@ def test_unreachable_portal_keeps_everything(tmp_path: Path, ca_file: Path) -> N
         assert result.error is not None and "cannot connect" in result.error
         assert state.outbox_count() == 1
         assert len(state.pending_batches()) == 1  # formed and kept for the resend
+
+
+def test_requeue_releases_quarantined_reports(
+    tmp_path: Path, portal: PortalStub, ca_file: Path
+) -> None:
+    config = make_config(tmp_path, portal, ca_file)
+    portal.script = [422]
+    with State(config.data_dir) as state:
+        state.enqueue(report("SN1"))
+        assert upload(config, state).quarantined
+        assert state.requeue_quarantined() == 1
+        assert upload(config, state).ok
+        assert state.outbox_count(include_quarantined=True) == 0
+    assert [x.batch.reports[0].device.serial_number for x in portal.received] == ["SN1", "SN1"]
+
+
+def test_a_stored_report_that_no_longer_validates_is_set_aside_alone(
+    tmp_path: Path, portal: PortalStub, ca_file: Path
+) -> None:
+    # E.g. written by an older collector that accepted a counter beyond 64 bits: it must not
+    # stop every later upload.
+    config = make_config(tmp_path, portal, ca_file)
+    with State(config.data_dir) as state:
+        state.enqueue(report("SN1"))
+        (bad_id,) = state.enqueue(report("SN2"))
+        state.enqueue(report("SN3"))
+        with state.transaction() as db:
+            doc = json.loads(
+                db.execute("SELECT report FROM outbox WHERE id = ?", (bad_id,)).fetchone()[0]
+            )
+            doc["usage"] = {"impressions": 2**64}
+            db.execute("UPDATE outbox SET report = ? WHERE id = ?", (json.dumps(doc), bad_id))
+        result = upload(config, state)
+        assert result.error is None and result.reports_sent == 2
+        (line,) = result.quarantined
+        assert f"row {bad_id}" in line and "usage.impressions" in line
+    sent = [r.device.serial_number for x in portal.received for r in x.batch.reports]
+    assert sent == ["SN1", "SN3"]

@@ -44,6 +44,8 @@ class DeviceServer:
 
     def __init__(self, tmp_path: Path, *, tls: bool = True) -> None:
         self.documents: dict[str, bytes] = {}
+        # path -> (Content-Encoding, body as sent): a device that compresses regardless.
+        self.encoded: dict[str, tuple[str, bytes]] = {}
         self.requests: list[tuple[str, str]] = []
         self._tmp = tmp_path
         self._context: ssl.SSLContext | None = None
@@ -60,6 +62,14 @@ class DeviceServer:
                         self._oversized(declare_length=True)
                     elif self.path == "/DevMgmt/OversizedChunked.xml":
                         self._oversized(declare_length=False)
+                    elif self.path in server.encoded:
+                        encoding, raw = server.encoded[self.path]
+                        self.send_response(200)
+                        self.send_header("Content-Type", "text/xml")
+                        self.send_header("Content-Encoding", encoding)
+                        self.send_header("Content-Length", str(len(raw)))
+                        self.end_headers()
+                        self.wfile.write(raw)
                     elif self.path in server.documents:
                         body = server.documents[self.path]
                         self.send_response(200)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import zstandard
 
 from fleetmeter.devices.base import PinStore, Target
 from fleetmeter.devices.errors import (
@@ -184,3 +186,21 @@ async def test_a_range_ca_verifies_the_device_instead_of_a_pin(
     with pytest.raises(DeviceUnreachable):
         async with LedmClient(target, PinStore()) as client:
             await client.get("DiscoveryTree.xml")
+
+
+async def test_compressed_bodies_are_capped_after_decoding(device_server: DeviceServer) -> None:
+    # 1 GiB of zeros in ~32 KB of zstd, and 64 MiB in ~64 KB of gzip: a hostile host in range
+    # must not make the collector inflate them.
+    device_server.encoded["/DevMgmt/ZstdBomb.xml"] = (
+        "zstd",
+        zstandard.ZstdCompressor().compress(b"\0" * (1 << 30)),
+    )
+    device_server.encoded["/DevMgmt/GzipBomb.xml"] = ("gzip", gzip.compress(b"\0" * (64 << 20)))
+    device_server.encoded["/DevMgmt/Small.xml"] = ("gzip", gzip.compress(BODY))
+    async with LedmClient(_target(device_server), PinStore()) as client:
+        with pytest.raises(MalformedResponse, match="unsupported Content-Encoding 'zstd'"):
+            await client.get("ZstdBomb.xml")
+        with pytest.raises(MalformedResponse, match="decoded body exceeds"):
+            await client.get("GzipBomb.xml")
+        assert await client.get("Small.xml") == BODY  # honest gzip still works
+    assert all(path.startswith("/DevMgmt/") for _, path in device_server.requests)

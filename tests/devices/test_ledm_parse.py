@@ -450,6 +450,12 @@ def _usage(body: str) -> bytes:
         ("<dd:TotalImpressions>many</dd:TotalImpressions>", "not a number"),
         ("<dd:TotalImpressions>-5</dd:TotalImpressions>", "negative"),
         ("<dd:TotalImpressions>NaN</dd:TotalImpressions>", "not a finite number"),
+        # Absurd magnitudes: refused before int() (which is quadratic in the digit count).
+        ("<dd:TotalImpressions>1e10000000</dd:TotalImpressions>", "out of range"),
+        ("<dd:TotalImpressions>1e30</dd:TotalImpressions>", "out of range"),
+        # Within Decimal's reach but beyond a 64-bit counter: refused by the wire model.
+        ("<dd:TotalImpressions>18446744073709551615</dd:TotalImpressions>", "out of range"),
+        ("<dd:TotalImpressions>9999999999999999999</dd:TotalImpressions>", "impressions"),
         ("<dd:TotalArea>12</dd:TotalArea>", "without a unit"),
         (
             "<dd:TotalArea><dd:ValueFloat>1</dd:ValueFloat><dd:Unit>acres</dd:Unit></dd:TotalArea>",

@@ -1,4 +1,4 @@
-"""``fleetmeter collector run|poll-once|discover|status|repin --config FILE``: thin CLI over
+"""``fleetmeter collector run|poll-once|discover|status|repin|requeue --config FILE``: thin CLI over
 ``agent`` and ``state``.
 
 Exit codes: 0 success; 1 something failed at run time (a device poll, the upload, nothing
@@ -225,6 +225,16 @@ def _cmd_repin(args: argparse.Namespace) -> int:
     return _guarded(args, body)
 
 
+def _cmd_requeue(args: argparse.Namespace) -> int:
+    def body(config: CollectorConfig) -> int:
+        with State(config.data_dir) as state:
+            count = state.requeue_quarantined()
+        print(f"{count} quarantined report(s) queued for upload again")
+        return 0
+
+    return _guarded(args, body)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``collector`` and its sub-commands to the top-level ``fleetmeter`` parser."""
     collector = subparsers.add_parser(
@@ -266,3 +276,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         json_flag=False,
     )
     repin.add_argument("address", metavar="ADDRESS", help="the device's host or IP address")
+    add(
+        "requeue",
+        _cmd_requeue,
+        "send quarantined reports again (after fixing what the portal refused them for); "
+        "the portal still stores each job once",
+        json_flag=False,
+    )

@@ -432,6 +432,16 @@ class State:
                 (_ts(now_utc()), reason, row_id),
             )
 
+    def requeue_quarantined(self) -> int:
+        """Release every quarantined row for a fresh batch (a new batch id: the old one was
+        refused, so nothing of it is stored; jobs are deduplicated by UUID in any case)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE outbox SET quarantined_at = NULL, quarantine_reason = NULL, "
+                "batch_id = NULL WHERE quarantined_at IS NOT NULL"
+            )
+        return cur.rowcount
+
     def quarantined(self) -> list[QuarantinedRow]:
         return [
             QuarantinedRow(

@@ -35,7 +35,11 @@ from fleetmeter.wire.codec import encode_batch
 log = logging.getLogger(__name__)
 
 MAX_REPORTS_PER_BATCH = 10_000  # wire.model.Batch.reports max_length
-RETRYABLE_4XX = frozenset({408, 429})
+RETRYABLE_4XX = frozenset({401, 403, 404, 407, 408, 429})
+"""Answers about the *sender* or the path, not about this batch: a rotated token, a proxy
+asking for credentials, a load balancer during a deploy. Quarantining would set the whole
+outbox aside for a fault that is fixed outside the collector, so they are retried with
+backoff. Only answers about the batch itself (400, 413, 415, 422) quarantine it."""
 
 
 class UploadError(RuntimeError):
@@ -155,6 +159,20 @@ def _reports(rows: Sequence[OutboxRow]) -> list[DeviceReport]:
     return [DeviceReport.model_validate_json(row.report_json) for row in rows]
 
 
+def unreadable_rows(rows: Sequence[OutboxRow]) -> list[tuple[OutboxRow, str]]:
+    """Rows whose stored report no longer validates (e.g. written by an older collector that
+    accepted an out-of-range value): each is quarantined alone instead of stopping uploads."""
+    bad: list[tuple[OutboxRow, str]] = []
+    for row in rows:
+        try:
+            DeviceReport.model_validate_json(row.report_json)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            bad.append((row, f"stored report is invalid at {where}: {first.get('msg', '')}"))
+    return bad
+
+
 def split_rows(
     rows: Sequence[OutboxRow], *, max_bytes: int, sender: str, created_at: datetime
 ) -> tuple[list[OutboxRow], list[OutboxRow]]:
@@ -234,8 +252,14 @@ class Uploader:
         max_bytes = self.config.upload.max_batch_bytes
         try:
             for pending in self.state.pending_batches():
-                if pending.rows:
-                    await self._send(pending.batch_id, pending.created_at, pending.rows, result)
+                rows = list(pending.rows)
+                for row, reason in unreadable_rows(rows):
+                    log.error("outbox row %d quarantined: %s", row.id, reason)
+                    self.state.quarantine_row(row.id, reason)
+                    result.quarantined.append(f"row {row.id}: {reason}")
+                    rows.remove(row)
+                if rows:
+                    await self._send(pending.batch_id, pending.created_at, rows, result)
                 else:
                     self.state.confirm_batch(pending.batch_id)  # nothing left in it
             # Read about twice what the last batch held: parsing the whole outbox for every
@@ -243,6 +267,13 @@ class Uploader:
             # all in memory (docs/performance.md). A window that fits entirely doubles.
             window = 256
             while rows := self.state.unbatched_rows(window):
+                broken = unreadable_rows(rows)
+                for row, reason in broken:
+                    log.error("outbox row %d quarantined: %s", row.id, reason)
+                    self.state.quarantine_row(row.id, reason)
+                    result.quarantined.append(f"row {row.id}: {reason}")
+                if broken:
+                    continue  # read the window again without them
                 created_at = now_utc()
                 batch_rows, too_large = split_rows(
                     rows, max_bytes=max_bytes, sender=sender, created_at=created_at

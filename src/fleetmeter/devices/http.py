@@ -9,6 +9,7 @@ drivers (paths, methods, headers, which statuses mean what) stays in each driver
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -69,7 +70,9 @@ class DeviceHttp:
             timeout=self._timeout,
             follow_redirects=False,
             limits=httpx.Limits(max_connections=max_connections),
-            headers=headers,
+            # Bodies arrive unencoded: a decoded stream is only capped after each decoded
+            # chunk, so 32 KB of zstd could become gigabytes before the cap trips.
+            headers={"Accept-Encoding": "identity", **(headers or {})},
         )
 
     async def __aenter__(self) -> Self:
@@ -115,7 +118,9 @@ class DeviceHttp:
                 method,
                 url,
                 params=params,
-                headers=headers,
+                # Bodies arrive unencoded: a decoded stream is only capped after each decoded
+                # chunk, so 32 KB of zstd could become gigabytes before the cap trips.
+                headers={"Accept-Encoding": "identity", **(headers or {})},
                 content=content,
                 timeout=self._timeout,
             ) as response:
@@ -145,10 +150,36 @@ class DeviceHttp:
                 f"{where}: body of {declared} bytes exceeds the {self.max_body_bytes}-byte limit"
             )
         body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
+        try:
+            # Raw bytes: httpx would otherwise decode any Content-Encoding before we count.
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > self.max_body_bytes:
+                    raise MalformedResponse(
+                        f"{where}: body exceeds the {self.max_body_bytes}-byte limit"
+                    )
+        except httpx.StreamConsumed:
+            # A transport that handed the body over whole (httpx.MockTransport): it is
+            # already in memory, so only the cap is left to apply.
+            body = bytearray(response.content)
             if len(body) > self.max_body_bytes:
                 raise MalformedResponse(
                     f"{where}: body exceeds the {self.max_body_bytes}-byte limit"
+                ) from None
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            return bytes(body)
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            # Some embedded servers compress whatever was asked: decode, with the same cap.
+            wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
+            try:
+                inflater = zlib.decompressobj(wbits)
+                out = inflater.decompress(bytes(body), self.max_body_bytes + 1)
+            except zlib.error as exc:
+                raise MalformedResponse(f"{where}: invalid {encoding} body: {exc}") from exc
+            if len(out) > self.max_body_bytes:
+                raise MalformedResponse(
+                    f"{where}: decoded body exceeds the {self.max_body_bytes}-byte limit"
                 )
-        return bytes(body)
+            return out
+        raise MalformedResponse(f"{where}: unsupported Content-Encoding {encoding!r}")

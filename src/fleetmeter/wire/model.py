@@ -19,7 +19,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
     field_validator,
 )
 
@@ -34,6 +33,11 @@ def _to_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 """A timezone-aware timestamp, normalised to UTC. Naive timestamps are refused."""
 
+MAX_COUNT = 2**63 - 1
+"""Every counter and quantity fits a signed 64-bit column: a device that reports more (a
+Counter64 sentinel, ``1e30``) is refused at the edge instead of failing a database write."""
+
+NonNegativeInt = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Microlitres = NonNegativeInt
 SquareMillimetres = NonNegativeInt
 Millimetres = NonNegativeInt
@@ -42,6 +46,9 @@ Seconds = NonNegativeInt
 Percent = Annotated[int, Field(ge=0, le=100)]
 ShortText = Annotated[str, Field(max_length=256)]
 LongText = Annotated[str, Field(max_length=2048)]
+MeterKey = Annotated[str, Field(min_length=1, max_length=200)]
+"""A media type, colour or category that becomes part of a meter name (``media.<key>.area_mm2``):
+short enough that every meter name fits the portal's 256-character column."""
 
 
 class WireModel(BaseModel):
@@ -179,7 +186,7 @@ class DeviceStatus(WireModel):
 class CartridgeTypeUsage(WireModel):
     """Per colour. None means the device does not say (never read it as zero)."""
 
-    color: ShortText
+    color: MeterKey
     total_ink_ul: Microlitres = 0
     vendor_ink_ul: Microlitres | None = None
     non_vendor_ink_ul: Microlitres | None = None
@@ -189,7 +196,7 @@ class CartridgeTypeUsage(WireModel):
 class MediaTypeUsage(WireModel):
     """Per media type (or, on office devices, per media size). None: the device does not say."""
 
-    media_type: ShortText
+    media_type: MeterKey
     area_mm2: SquareMillimetres | None = None
     length_mm: Millimetres | None = None
     impressions: NonNegativeInt | None = None
@@ -198,7 +205,7 @@ class MediaTypeUsage(WireModel):
 class CategoryUsage(WireModel):
     """Usage per application / coverage category (e.g. 'cad_lines', 'poster', 'photo')."""
 
-    category: ShortText
+    category: MeterKey
     area_mm2: SquareMillimetres = 0
     length_mm: Millimetres = 0
     ink_ul: Microlitres | None = None

@@ -195,6 +195,10 @@ def _decimal(text: str, where: str) -> Decimal:
         raise MalformedResponse(f"{where}: {text[:40]!r} is not a number") from exc
     if not value.is_finite():
         raise MalformedResponse(f"{where}: {text[:40]!r} is not a finite number")
+    # No counter of a real device has more than 18 digits; a bigger exponent ('1e10000000')
+    # would cost minutes of CPU in int() and could never be stored anyway.
+    if value and abs(value.adjusted()) > 18:
+        raise MalformedResponse(f"{where}: {text[:40]!r} is out of range")
     return value
 
 
