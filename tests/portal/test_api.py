@@ -254,3 +254,19 @@ def test_healthz_and_security_headers(client: TestClient) -> None:
 def test_oversized_login_body_refused(client: TestClient) -> None:
     response = client.post("/api/v1/session", content=b"{" + b" " * 70_000 + b"}")
     assert response.status_code == 413
+
+
+def test_chunked_login_body_over_the_limit_is_refused_while_reading(client: TestClient) -> None:
+    # No Content-Length (chunked): the limit must hold while the body is read, or anyone
+    # could make the portal buffer megabytes before authenticating.
+    def chunks() -> Iterator[bytes]:
+        yield b'{"email": "a@b.c", "password": "'
+        for _ in range(64):
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = client.post(
+        "/api/v1/session", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # No inline script or style anywhere: the UI is plain HTML + one CSS file, and level
@@ -49,10 +50,9 @@ class SecurityHeadersMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses a declared Content-Length over the limit with 413 before any route reads it.
-
-    The ingest route has its own (larger) cap and also counts chunked bodies as it reads;
-    this guards every other route (login form, JSON bodies).
+    """Refuses a body over the limit with 413: a declared Content-Length before any route
+    reads it, and a chunked body (no length) as soon as the bytes read pass the limit, so an
+    unauthenticated client cannot make any route buffer megabytes.
     """
 
     def __init__(self, app: ASGIApp, *, default_limit: int, limits: dict[str, int]) -> None:
@@ -61,13 +61,44 @@ class BodyLimitMiddleware:
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            limit = self.limits.get(scope["path"], self.default_limit)
-            for name, value in scope["headers"]:
-                if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-                    await _send_413(send, limit)
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope["path"], self.default_limit)
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await _send_413(send, limit)
+                return
+        received = 0
+        started = refused = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    if not started and not refused:
+                        refused = True
+                        await _send_413(send, limit)
+                    # The route stops reading as if the client had gone.
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 already answered this request
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except ClientDisconnect:
+            if not refused:
+                raise
+            # The route gave up reading after our 413: answered, nothing to report.
 
 
 async def _send_413(send: Send, limit: int) -> None:
