@@ -159,22 +159,31 @@ def _reports(rows: Sequence[OutboxRow]) -> list[DeviceReport]:
     return [DeviceReport.model_validate_json(row.report_json) for row in rows]
 
 
-def unreadable_rows(rows: Sequence[OutboxRow]) -> list[tuple[OutboxRow, str]]:
-    """Rows whose stored report no longer validates (e.g. written by an older collector that
-    accepted an out-of-range value): each is quarantined alone instead of stopping uploads."""
+def parse_rows(
+    rows: Sequence[OutboxRow],
+) -> tuple[list[DeviceReport], list[tuple[OutboxRow, str]]]:
+    """Each row's report, parsed once, and the rows whose stored report no longer validates
+    (e.g. written by an older collector that accepted an out-of-range value): those are
+    quarantined alone instead of stopping every upload."""
+    good: list[DeviceReport] = []
     bad: list[tuple[OutboxRow, str]] = []
     for row in rows:
         try:
-            DeviceReport.model_validate_json(row.report_json)
+            good.append(DeviceReport.model_validate_json(row.report_json))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
             bad.append((row, f"stored report is invalid at {where}: {first.get('msg', '')}"))
-    return bad
+    return good, bad
 
 
 def split_rows(
-    rows: Sequence[OutboxRow], *, max_bytes: int, sender: str, created_at: datetime
+    rows: Sequence[OutboxRow],
+    *,
+    max_bytes: int,
+    sender: str,
+    created_at: datetime,
+    reports: Sequence[DeviceReport] | None = None,
 ) -> tuple[list[OutboxRow], list[OutboxRow]]:
     """The longest prefix of ``rows`` whose encoded batch fits ``max_bytes``, and the rows that
     are too large alone (only ever the first row: a prefix of one that does not fit).
@@ -185,7 +194,8 @@ def split_rows(
     """
     probe_id = uuid.UUID(int=0)  # same length as any uuid4: the size measured is the size sent
     rows = rows[:MAX_REPORTS_PER_BATCH]
-    reports = _reports(rows)  # parsed once, not once per probe
+    # Parsed once, not once per probe (``reports``: the caller parsed them already).
+    reports = list(reports[: len(rows)]) if reports is not None else _reports(rows)
 
     def fits(n: int) -> bool:
         return len(_encode(probe_id, created_at, sender, reports[:n])) <= max_bytes
@@ -253,13 +263,14 @@ class Uploader:
         try:
             for pending in self.state.pending_batches():
                 rows = list(pending.rows)
-                for row, reason in unreadable_rows(rows):
-                    log.error("outbox row %d quarantined: %s", row.id, reason)
-                    self.state.quarantine_row(row.id, reason)
-                    result.quarantined.append(f"row {row.id}: {reason}")
+                reports, broken = parse_rows(rows)
+                for row, reason in broken:
+                    self._quarantine_row(row, reason, result)
                     rows.remove(row)
                 if rows:
-                    await self._send(pending.batch_id, pending.created_at, rows, result)
+                    await self._send(
+                        pending.batch_id, pending.created_at, rows, result, reports=reports
+                    )
                 else:
                     self.state.confirm_batch(pending.batch_id)  # nothing left in it
             # Read about twice what the last batch held: parsing the whole outbox for every
@@ -267,27 +278,29 @@ class Uploader:
             # all in memory (docs/performance.md). A window that fits entirely doubles.
             window = 256
             while rows := self.state.unbatched_rows(window):
-                broken = unreadable_rows(rows)
+                reports, broken = parse_rows(rows)
                 for row, reason in broken:
-                    log.error("outbox row %d quarantined: %s", row.id, reason)
-                    self.state.quarantine_row(row.id, reason)
-                    result.quarantined.append(f"row {row.id}: {reason}")
+                    self._quarantine_row(row, reason, result)
                 if broken:
                     continue  # read the window again without them
                 created_at = now_utc()
                 batch_rows, too_large = split_rows(
-                    rows, max_bytes=max_bytes, sender=sender, created_at=created_at
+                    rows,
+                    max_bytes=max_bytes,
+                    sender=sender,
+                    created_at=created_at,
+                    reports=reports,
                 )
                 for row in too_large:
                     reason = f"report alone exceeds max_batch_bytes ({max_bytes}) compressed"
-                    log.error("outbox row %d quarantined: %s", row.id, reason)
-                    self.state.quarantine_row(row.id, reason)
-                    result.quarantined.append(f"row {row.id}: {reason}")
+                    self._quarantine_row(row, reason, result)
                 if batch_rows:
                     batch_id = self.state.assign_batch(
                         [r.id for r in batch_rows], created_at=created_at
                     )
-                    await self._send(batch_id, created_at, batch_rows, result)
+                    await self._send(
+                        batch_id, created_at, batch_rows, result, reports=reports[: len(batch_rows)]
+                    )
                 window = min(MAX_REPORTS_PER_BATCH, max(64, 2 * len(batch_rows)))
         except UploadError as exc:
             result.error = str(exc)
@@ -303,14 +316,22 @@ class Uploader:
         self.status.next_retry_at = None
         return result
 
+    def _quarantine_row(self, row: OutboxRow, reason: str, result: UploadResult) -> None:
+        log.error("outbox row %d quarantined: %s", row.id, reason)
+        self.state.quarantine_row(row.id, reason)
+        result.quarantined.append(f"row {row.id}: {reason}")
+
     async def _send(
         self,
         batch_id: uuid.UUID,
         created_at: datetime,
         rows: Sequence[OutboxRow],
         result: UploadResult,
+        *,
+        reports: Sequence[DeviceReport] | None = None,
     ) -> None:
-        reports = _reports(rows)
+        if reports is None:
+            reports = _reports(rows)
         body = _encode(batch_id, created_at, self.config.collector.name, reports)
         headers = {
             "Authorization": f"Bearer {self.config.token}",
