@@ -27,14 +27,9 @@ EXIT_USAGE = 2
 _LISTED = 50  # devices named on stderr at start; the ready line and /devices list them all
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every simulator command shares: the seeded fleet, its clock, the control API."""
     defaults = SimulatorConfig()
-    parser.add_argument(
-        "--devices",
-        type=int,
-        default=defaults.devices,
-        help="number of printers (default %(default)s)",
-    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -48,15 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="simulated seconds per real second (default %(default)s)",
     )
     parser.add_argument(
-        "--subnet",
-        default=defaults.subnet,
-        help="device i listens on the subnet base + i + 1 (default %(default)s)",
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=defaults.port,
-        help="device HTTPS port, the same on every address; 0 = a free one",
+        "--start",
+        default=None,
+        metavar="ISO8601",
+        help="simulated start time, e.g. 2026-01-05T08:00:00Z (default: now)",
     )
     parser.add_argument(
         "--control-host",
@@ -69,11 +59,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.control_port,
         help="control API port; 0 = a free one",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = SimulatorConfig()
     parser.add_argument(
-        "--start",
-        default=None,
-        metavar="ISO8601",
-        help="simulated start time, e.g. 2026-01-05T08:00:00Z (default: now)",
+        "--devices",
+        type=int,
+        default=defaults.devices,
+        help="number of printers (default %(default)s)",
+    )
+    add_fleet_arguments(parser)
+    parser.add_argument(
+        "--subnet",
+        default=defaults.subnet,
+        help="device i listens on the subnet base + i + 1 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=defaults.port,
+        help="device HTTPS port, the same on every address; 0 = a free one",
     )
     parser.add_argument(
         "--job-buffer",

@@ -17,6 +17,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from fleetmeter.simulator.cli import add_fleet_arguments
 from fleetmeter.simulator.direct import (
     DirectConfig,
     DirectError,
@@ -41,17 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.json",
         help="JSON list of {serial_number, key_id, secret}, one per device",
     )
-    parser.add_argument("--seed", type=int, default=1, help="fleet seed (default %(default)s)")
     parser.add_argument(
         "--devices", type=int, default=None, help="fleet size (default: one per credential)"
     )
-    parser.add_argument(
-        "--speed",
-        type=float,
-        default=60.0,
-        help="simulated seconds per real second (default %(default)s)",
-    )
-    parser.add_argument("--start", metavar="ISO8601", help="simulated start time (default: now)")
+    add_fleet_arguments(parser)
     parser.add_argument(
         "--interval-minutes",
         type=float,
@@ -70,8 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.max_pages,
         help="upload after this many pages (default %(default)s)",
     )
-    parser.add_argument("--control-host", default="127.0.0.1")
-    parser.add_argument("--control-port", type=int, default=0, help="0 = a free port")
     parser.add_argument(
         "--retry-max", type=float, default=30.0, help="longest retry delay, real seconds"
     )

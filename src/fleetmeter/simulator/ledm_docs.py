@@ -55,10 +55,10 @@ in ``psdyn:AlertTable`` carry ``dd:TimeStamp`` (when raised).
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from xml.sax.saxutils import escape
 
 from fleetmeter.simulator.models import MEDIA
 from fleetmeter.simulator.printer import SimJob, VirtualPrinter
@@ -131,7 +131,8 @@ class UnknownDocument(KeyError):
 
 def _t(value: object) -> str:
     """Text content, XML-escaped (``&``, ``<``, ``>``) and stripped of XML-illegal characters."""
-    return escape(_INVALID_XML.sub("", str(value)))
+    # html.escape(quote=False) escapes exactly &, < and > — what XML character data needs.
+    return html.escape(_INVALID_XML.sub("", str(value)), quote=False)
 
 
 def _e(tag: str, value: object) -> str:

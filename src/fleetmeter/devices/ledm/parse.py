@@ -23,11 +23,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Literal, TypeVar
-from xml.etree.ElementTree import Element, ParseError
+from typing import Literal, Protocol, TypeVar
 
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError
 
 from fleetmeter.devices.errors import MalformedResponse
 from fleetmeter.devices.modelcheck import checked as _checked
@@ -131,6 +131,19 @@ _LONG = 2048
 
 
 # --------------------------------------------------------------------------- XML helpers
+
+
+class Element(Protocol):
+    """What the parser reads of an XML element. Elements only ever come from defusedxml
+    (``parse_xml``); the parser needs nothing of the standard library's XML modules."""
+
+    tag: str
+    text: str | None
+
+    def get(self, key: str, default: None = None) -> str | None: ...
+    def iter(self) -> Iterator[Element]: ...
+    def __iter__(self) -> Iterator[Element]: ...
+    def __len__(self) -> int: ...
 
 
 def parse_xml(data: bytes, *, document: str = "document") -> Element:
