@@ -12,7 +12,7 @@ from fleetmeter.collector.config import (
     load_config,
     resolve_drivers,
 )
-from fleetmeter.collector.targets import MAX_HOSTS
+from fleetmeter.wire.targets import MAX_HOSTS
 from fleetmeter.devices import registry
 
 from .conftest import TOKEN, FakeDriver, write_config

@@ -73,10 +73,10 @@ from pydantic import (
     model_validator,
 )
 
-from fleetmeter.collector.targets import MAX_HOSTS, TargetError, TargetSpec, parse_target
 from fleetmeter.devices import registry
 from fleetmeter.devices.base import Driver, Target
 from fleetmeter.wire.codec import MAX_COMPRESSED_BYTES
+from fleetmeter.wire.targets import MAX_HOSTS, TargetError, TargetSpec, parse_target
 
 MIN_USAGE_INTERVAL_MINUTES = 30
 """DESIGN.md: usage is never polled more often than every 30 minutes (devices are shared

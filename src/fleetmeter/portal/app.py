@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from fleetmeter.portal.api import device_credentials, direct, ingest, read
+from fleetmeter.portal.api import collectors, device_credentials, direct, ingest, read
 from fleetmeter.portal.api.problems import install_problem_handlers
 from fleetmeter.portal.services.devices_direct import SecretBox
 from fleetmeter.portal.settings import PortalSettings
@@ -22,6 +22,7 @@ from fleetmeter.portal.store.db import make_engine, make_session_factory
 from fleetmeter.portal.store.migrate import require_current
 from fleetmeter.portal.web import routes as web
 from fleetmeter.portal.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from fleetmeter.signing.documents import private_key_from_bytes
 
 INGEST_PATH = "/api/v1/ingest/batches"
 DEFAULT_BODY_LIMIT = 64 * 1024  # login form, JSON login: far less than this
@@ -34,6 +35,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     # Resolved (and generated on first start) before serving: a portal that cannot read
     # device secrets must not start and then fail every direct upload.
     secret_box = SecretBox(settings.resolve_secrets_key())
+    config_signing_key = private_key_from_bytes(settings.resolve_config_signing_key())
     engine = make_engine(
         settings.effective_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
@@ -59,11 +61,13 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.secret_box = secret_box
+    app.state.config_signing_key = config_signing_key
 
     install_problem_handlers(app)
     app.include_router(ingest.router)
     app.include_router(direct.router)
     app.include_router(device_credentials.router)
+    app.include_router(collectors.router)
     app.include_router(read.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")

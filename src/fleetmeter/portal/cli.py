@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     collector.add_argument("--name")
     _db_options(collector)
     collector.set_defaults(func=_guard(_add_collector))
+
+    enrolment = commands.add_parser(
+        "create-enrolment-token",
+        help="make a one-time token with which `fleetmeter collector enroll` registers a "
+        "collector for this customer (shown once)",
+    )
+    enrolment.add_argument("--reseller", required=True, metavar="NAME")
+    enrolment.add_argument("--customer", required=True, metavar="NAME")
+    enrolment.add_argument(
+        "--valid-hours", type=float, default=24 * 7, help="default: one week; at most 90 days"
+    )
+    _db_options(enrolment)
+    enrolment.set_defaults(func=_guard(_create_enrolment_token))
 
     device = commands.add_parser(
         "add-device",
@@ -186,6 +200,29 @@ def _add_collector(args: argparse.Namespace) -> int:
         new = tenancy.add_collector(session, reseller=reseller, customer=customer, name=args.name)
         session.commit()
     _print({"collector_id": str(new.collector_id), "token": new.token})
+    return 0
+
+
+def _create_enrolment_token(args: argparse.Namespace) -> int:
+    from fleetmeter.portal.services import collectors, tenancy
+
+    with _session(args) as session:
+        reseller = tenancy.find_reseller(session, name=args.reseller)
+        customer = tenancy.find_customer(session, reseller=reseller, name=args.customer)
+        new = collectors.create_enrolment_token(
+            session,
+            reseller_id=reseller.id,
+            customer_id=customer.id,
+            valid_for=timedelta(hours=args.valid_hours),
+        )
+        session.commit()
+    _print(
+        {
+            "token": new.token,
+            "customer": customer.name,
+            "expires_at": new.expires_at.isoformat(),
+        }
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -16,7 +17,9 @@ from fleetmeter.wire.codec import MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES
 
 SESSION_SECRET_FILE = "session-secret"  # noqa: S105  (a file name)
 SECRETS_KEY_FILE = "secrets-key"
+CONFIG_SIGNING_KEY_FILE = "config-signing-key"
 SECRETS_KEY_BYTES = 32  # AES-256-GCM
+SIGNING_KEY_BYTES = 32  # Ed25519 seed
 # A random 32-byte key has ~30 distinct byte values; a typed or patterned one far fewer.
 _MIN_DISTINCT_KEY_BYTES = 16
 MIN_SECRET_LENGTH = 32
@@ -61,6 +64,12 @@ class PortalSettings(BaseSettings):
         "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'`); if unset, one is "
         "generated into data_dir. Every portal process and admin command needs the same one.",
     )
+    config_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Signs collector settings (Ed25519): the 32-byte private key, URL-safe "
+        "base64; if unset, one is generated into data_dir. Every portal process needs the same "
+        "one, and changing it means re-enrolling every collector (they hold the public half).",
+    )
     signature_window_s: int = Field(
         default=300,
         ge=30,
@@ -74,6 +83,13 @@ class PortalSettings(BaseSettings):
     def _refuse_weak_secrets_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             decode_secrets_key(value.get_secret_value())  # raises ValueError with the reason
+        return value
+
+    @field_validator("config_signing_key")
+    @classmethod
+    def _refuse_weak_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_signing_key(value.get_secret_value())
         return value
 
     @field_validator("session_secret")
@@ -105,19 +121,31 @@ class PortalSettings(BaseSettings):
         """The configured key, else the one kept in the data dir (created on first start)."""
         if self.secrets_key is not None:
             return decode_secrets_key(self.secrets_key.get_secret_value())
+        return self._key_file(SECRETS_KEY_FILE, SECRETS_KEY_BYTES, decode_secrets_key)
+
+    def resolve_config_signing_key(self) -> bytes:
+        """The configured Ed25519 private key, else the one kept in the data dir (created on
+        first start)."""
+        if self.config_signing_key is not None:
+            return decode_signing_key(self.config_signing_key.get_secret_value())
+        return self._key_file(CONFIG_SIGNING_KEY_FILE, SIGNING_KEY_BYTES, decode_signing_key)
+
+    def _key_file(self, name: str, size: int, decode: Callable[[str], bytes]) -> bytes:
         self.ensure_data_dir()
-        path = self.data_dir / SECRETS_KEY_FILE
+        path = self.data_dir / name
         try:
             if not path.exists():
-                value = base64.urlsafe_b64encode(secrets.token_bytes(SECRETS_KEY_BYTES)).decode()
+                value = base64.urlsafe_b64encode(secrets.token_bytes(size)).decode()
                 try:
+                    # O_EXCL + 0600: two processes starting at once must not overwrite each
+                    # other's key, and no other user may read it.
                     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 except FileExistsError:
                     pass  # another process won the race: use its key
                 else:
                     with os.fdopen(fd, "w") as fh:
                         fh.write(value + "\n")
-            return decode_secrets_key(path.read_text().strip())
+            return decode(path.read_text().strip())
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
         except OSError as exc:
@@ -147,14 +175,23 @@ class PortalSettings(BaseSettings):
             raise ConfigError(f"cannot read or create {path}: {exc}") from exc
 
 
-def decode_secrets_key(text: str) -> bytes:
-    """The 32-byte key from its URL-safe base64 form; short or patterned keys are refused."""
+def _decode_key(text: str, size: int, what: str) -> bytes:
     try:
         raw = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
     except (binascii.Error, ValueError):
-        raise ValueError("secrets key is not URL-safe base64") from None
-    if len(raw) != SECRETS_KEY_BYTES:
-        raise ValueError(f"secrets key must be {SECRETS_KEY_BYTES} bytes, got {len(raw)}")
+        raise ValueError(f"{what} is not URL-safe base64") from None
+    if len(raw) != size:
+        raise ValueError(f"{what} must be {size} bytes, got {len(raw)}")
     if len(set(raw)) < _MIN_DISTINCT_KEY_BYTES:
-        raise ValueError("secrets key is insecure: use 32 random bytes")
+        raise ValueError(f"{what} is insecure: use {size} random bytes")
     return raw
+
+
+def decode_signing_key(text: str) -> bytes:
+    """The 32-byte Ed25519 private key (seed) from its URL-safe base64 form."""
+    return _decode_key(text, SIGNING_KEY_BYTES, "config signing key")
+
+
+def decode_secrets_key(text: str) -> bytes:
+    """The 32-byte key from its URL-safe base64 form; short or patterned keys are refused."""
+    return _decode_key(text, SECRETS_KEY_BYTES, "secrets key")

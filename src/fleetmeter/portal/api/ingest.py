@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from fleetmeter import wire
 from fleetmeter.portal.api.deps import get_settings, session_factory
 from fleetmeter.portal.api.problems import ProblemError, field_errors
-from fleetmeter.portal.services import tenancy
+from fleetmeter.portal.services import collectors, tenancy
 from fleetmeter.portal.services.ingest import ingest_batch
 from fleetmeter.portal.store.models import Collector
 from fleetmeter.wire import codec
@@ -38,8 +38,9 @@ async def post_batch(request: Request) -> JSONResponse:
     factory = session_factory(request)
 
     token = _bearer_token(request)
+    running = request.headers.get(collectors.CONFIG_VERSION_HEADER)
     # DB work is synchronous (SQLAlchemy sync engine): keep it off the event loop.
-    collector_id = await run_in_threadpool(_authenticate, factory, token)
+    collector_id = await run_in_threadpool(_authenticate, factory, token, running)
     if collector_id is None:
         raise ProblemError(401, "unknown or missing collector token", headers=_BEARER_CHALLENGE)
 
@@ -57,12 +58,15 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def _authenticate(factory: sessionmaker[Session], token: str) -> uuid.UUID | None:
+def _authenticate(
+    factory: sessionmaker[Session], token: str, running_version: str | None
+) -> uuid.UUID | None:
     with factory() as session:
         collector = tenancy.authenticate_collector(session, token=token)
         if collector is None:
             return None
-        session.commit()  # last_seen_at
+        collectors.record_running_version(collector, running_version)
+        session.commit()  # last_seen_at, the settings version it runs
         collector_id: uuid.UUID = collector.id
         return collector_id
 

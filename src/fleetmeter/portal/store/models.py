@@ -117,6 +117,48 @@ class Collector(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     last_seen_at: Mapped[datetime | None]
+    # The settings version the collector says it runs (FleetMeter-Config-Version), and when.
+    running_config_version: Mapped[int | None]
+    config_reported_at: Mapped[datetime | None]
+
+
+class EnrolmentToken(Base):
+    """A one-time token that lets a new collector enrol for one customer of one reseller.
+
+    Only its sha256 is stored (32 random bytes: no slow hash needed). ``used_at`` is set in
+    the same transaction that creates the collector, by a conditional UPDATE, so two
+    collectors racing with one token cannot both enrol.
+    """
+
+    __tablename__ = "enrolment_tokens"
+    __table_args__ = (Index(None, "reseller_id", "customer_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    # Global: a collector presents its token before the tenant is known.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    collector_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("collectors.id"))
+
+
+class CollectorConfigVersion(Base):
+    """One version of a collector's remote settings (wire ``CollectorSettings`` as JSON).
+
+    Append-only: a change is a new row with the next version number, so what a collector ran
+    at any time stays answerable. The signature is made when the collector fetches it.
+    """
+
+    __tablename__ = "collector_config_versions"
+
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"), primary_key=True)
+    collector_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collectors.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    settings: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    created_by: Mapped[str | None] = mapped_column(String(320))
 
 
 # --------------------------------------------------------------------------- devices

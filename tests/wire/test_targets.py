@@ -1,5 +1,5 @@
 """Target expansion: CIDRs, ranges and host names, with the network/broadcast rule stated in
-``fleetmeter.collector.targets``."""
+``fleetmeter.wire.targets``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleetmeter.collector.config import expand_ranges, load_config
-from fleetmeter.collector.targets import TargetError, parse_target
+from fleetmeter.wire.targets import TargetError, parse_target
 
 from .conftest import write_config
 
