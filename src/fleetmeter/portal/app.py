@@ -20,6 +20,7 @@ from fleetmeter.portal.services.devices_direct import SecretBox
 from fleetmeter.portal.settings import PortalSettings
 from fleetmeter.portal.store.db import make_engine, make_session_factory
 from fleetmeter.portal.store.migrate import require_current
+from fleetmeter.portal.web import collectors as web_collectors
 from fleetmeter.portal.web import routes as web
 from fleetmeter.portal.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from fleetmeter.signing.documents import private_key_from_bytes
@@ -70,6 +71,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(collectors.router)
     app.include_router(read.router)
     app.include_router(web.router)
+    app.include_router(web_collectors.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

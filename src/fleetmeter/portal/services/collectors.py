@@ -281,6 +281,14 @@ def list_collectors(session: Session, *, reseller_id: uuid.UUID) -> list[Collect
     ]
 
 
+def customers(session: Session, *, reseller_id: uuid.UUID) -> list[Customer]:
+    return list(
+        session.scalars(
+            select(Customer).where(Customer.reseller_id == reseller_id).order_by(Customer.name)
+        )
+    )
+
+
 def collector_view(session: Session, collector: Collector) -> CollectorView:
     customer = session.get(Customer, collector.customer_id)
     latest = latest_settings(session, collector)

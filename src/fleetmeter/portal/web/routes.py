@@ -59,7 +59,7 @@ def _csrf_token(request: Request) -> str:
     return token
 
 
-def _check_csrf(request: Request, submitted: object) -> None:
+def check_csrf(request: Request, submitted: object) -> None:
     expected = request.session.get(CSRF_KEY)
     if (
         not isinstance(expected, str)
@@ -74,7 +74,7 @@ def _authenticate(factory: sessionmaker[Session], email: str, password: str) -> 
         return tenancy.authenticate_user(session, email=email, password=password)
 
 
-def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
     context = {"csrf_token": _csrf_token(request), "refresh": None, **context}
     return templates.TemplateResponse(request, name, context, status_code=status)
 
@@ -87,23 +87,23 @@ def index(request: Request, session: SessionDep) -> Response:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
-    return _render(request, "login.html", {"error": None, "email": ""})
+    return render(request, "login.html", {"error": None, "email": ""})
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
     # Small caps: a login form has two fields and a token.
     form = await request.form(max_files=0, max_fields=10, max_part_size=4096)
-    _check_csrf(request, form.get("csrf"))
+    check_csrf(request, form.get("csrf"))
     email, password = form.get("email"), form.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
-        return _render(
+        return render(
             request, "login.html", {"error": "Enter email and password.", "email": ""}, 400
         )
     # argon2 verify is CPU-bound (~50 ms): a thread keeps the event loop responsive.
     user = await run_in_threadpool(_authenticate, session_factory(request), email, password)
     if user is None:
-        return _render(
+        return render(
             request, "login.html", {"error": "Wrong email or password.", "email": email}, 401
         )
     request.session.clear()  # new session on login: no session fixation
@@ -115,7 +115,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     form = await request.form(max_files=0, max_fields=5, max_part_size=1024)
-    _check_csrf(request, form.get("csrf"))
+    check_csrf(request, form.get("csrf"))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -126,7 +126,7 @@ def fleet_page(request: Request, session: SessionDep) -> Response:
     if user is None:
         return RedirectResponse("/login", status_code=303)
     devices = fleet.fleet_overview(session, reseller_id=user.reseller_id)
-    return _render(
+    return render(
         request, "fleet.html", {"user": user, "devices": devices, "refresh": REFRESH_SECONDS}
     )
 
@@ -138,7 +138,7 @@ def device_page(device_id: uuid.UUID, request: Request, session: SessionDep) -> 
         return RedirectResponse("/login", status_code=303)
     detail = fleet.device_detail(session, reseller_id=user.reseller_id, device_id=device_id)
     if detail is None:
-        return _render(request, "not_found.html", {"user": user}, 404)
-    return _render(
+        return render(request, "not_found.html", {"user": user}, 404)
+    return render(
         request, "device.html", {"user": user, "detail": detail, "refresh": REFRESH_SECONDS}
     )
