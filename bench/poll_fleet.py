@@ -278,12 +278,22 @@ class ChildRun:
 
 
 def run_child(
-    args: Sequence[str], *, log_path: Path, timeout_s: float, profile: Path | None = None
+    args: Sequence[str],
+    *,
+    log_path: Path,
+    timeout_s: float,
+    profile: Path | None = None,
+    cprofile: Path | None = None,
 ) -> ChildRun:
     """Run a child to completion; its peak RSS and CPU time come from ``os.wait4``.
 
     ``profile``: run it under ``py-spy record`` and write collapsed stacks there (the peak RSS
-    and CPU time are then py-spy's and the child's together: for finding hot spots only)."""
+    and CPU time are then py-spy's and the child's together: for finding hot spots only).
+    ``cprofile``: run the Python child (``python -m MODULE ...``) under cProfile with a CPU
+    clock (``bench.cpu_profile``) and write its stats there (``python -m pstats FILE``); it
+    slows the child down about twofold."""
+    if cprofile is not None and list(args[1:2]) == ["-m"]:
+        args = [args[0], "-m", "bench.cpu_profile", str(cprofile), *args[2:]]
     if profile is not None:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         args = [
@@ -525,6 +535,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         log_path=work / "collector-usage.log",
                         timeout_s=PASS_TIMEOUT_S,
                         profile=work / "collector-usage.pyspy" if args.profile else None,
+                        cprofile=work / "collector-usage.prof" if args.cprofile else None,
                     ),
                 )
                 usage_sink = sink.snapshot().minus(sink_before)
@@ -559,6 +570,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         log_path=work / "collector-health.log",
                         timeout_s=PASS_TIMEOUT_S,
                         profile=work / "collector-health.pyspy" if args.profile else None,
+                        cprofile=work / "collector-health.prof" if args.cprofile else None,
                     ),
                 )
                 health_sink = sink.snapshot().minus(sink_before)
@@ -847,8 +859,14 @@ def main(argv: list[str] | None = None) -> int:
         help="run the collector passes under py-spy (collapsed stacks in the work directory, "
         "kept); timings and memory are then not comparable",
     )
+    parser.add_argument(
+        "--cprofile",
+        action="store_true",
+        help="run the collector passes under cProfile (stats in the work directory, kept: "
+        "python -m pstats FILE); timings are then not comparable",
+    )
     args = parser.parse_args(argv)
-    args.keep = args.keep or args.profile
+    args.keep = args.keep or args.profile or args.cprofile
     if args.devices < 1:
         parser.error("--devices must be >= 1")
     # SIGTERM ends the run through the finally blocks (the simulator is stopped).

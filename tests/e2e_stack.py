@@ -35,20 +35,29 @@ class Portal:
     key: Path
     token: str
     url: str = ""
+    program: Program | None = None
 
-    def start(self, running: list[Program], log_dir: Path) -> str:
-        program = Program(
+    def start(
+        self, running: list[Program], log_dir: Path, *, port: int = 0, tls: bool = True
+    ) -> str:
+        """Serve the portal (``port`` 0: any free one); ``tls=False`` serves plain HTTP, for
+        tests whose fault proxy must see the requests (``tests/faultproxy.py``)."""
+        self.program = Program(
             "portal",
             [
-                *("portal", "serve", "--host", "127.0.0.1", "--port", "0"),
-                *("--tls-cert", str(self.cert), "--tls-key", str(self.key)),
+                *("portal", "serve", "--host", "127.0.0.1", "--port", str(port)),
+                *(("--tls-cert", str(self.cert), "--tls-key", str(self.key)) if tls else ()),
             ],
             log_path=log_dir / "portal.log",
             env=self.env,
         )
-        running.append(program)
-        self.url = program.wait_ready()["url"]
+        running.append(self.program)
+        self.url = self.program.wait_ready()["url"]
         return self.url
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def client(self) -> httpx.Client:
         """Logged in as the reseller's admin (HTTP Basic, as a script would)."""
@@ -154,3 +163,61 @@ def assert_ledger_equals_truth(portal: Portal, truth: list[dict[str, Any]]) -> i
         assert counters[serial] == device["meters"], f"{serial}: lifetime counters differ"
         total += len(expected)
     return total
+
+
+def write_collector_config(
+    path: Path,
+    *,
+    portal_url: str,
+    token: str,
+    data_dir: Path,
+    targets: list[str],
+    port: int,
+    speed: float,
+    ca_file: Path | None = None,
+    usage_interval_minutes: float = 180,
+    health_interval_minutes: float = 5,
+    timeout_seconds: float | None = None,
+    max_backoff_seconds: float | None = None,
+) -> None:
+    """A collector config with the knobs the fault tests and benchmarks turn (the demo's
+    ``fleetmeter.demo.write_collector_config`` has none). A plain ``http://`` portal URL (a
+    loopback fault proxy) sets ``allow_insecure_http``."""
+    portal = [
+        "[portal]",
+        f"url = {json.dumps(portal_url)}",
+        f"token = {json.dumps(token)}",
+    ]
+    if ca_file is not None:
+        portal.append(f"ca_file = {json.dumps(str(ca_file))}")
+    if portal_url.startswith("http://"):
+        portal.append("allow_insecure_http = true")
+    if timeout_seconds is not None:
+        portal.append(f"timeout_seconds = {timeout_seconds}")
+    upload = ["[upload]"]
+    if max_backoff_seconds is not None:
+        upload.append(f"max_backoff_seconds = {max_backoff_seconds}")
+    path.write_text(
+        "\n".join(
+            [
+                *portal,
+                "",
+                "[collector]",
+                f"data_dir = {json.dumps(str(data_dir))}",
+                f"speed = {speed}",
+                "",
+                "[schedule]",
+                f"usage_interval_minutes = {usage_interval_minutes}",
+                f"health_interval_minutes = {health_interval_minutes}",
+                "",
+                *upload,
+                "",
+                "[[ranges]]",
+                f"targets = {json.dumps(targets)}",
+                'drivers = ["ledm"]',
+                f"port = {port}",
+                "",
+            ]
+        )
+    )
+    path.chmod(0o600)

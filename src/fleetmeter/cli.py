@@ -77,6 +77,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return run_demo(
             data_dir=Path(args.data_dir),
             devices=args.devices,
+            additive=args.additive,
             speed=args.speed,
             port=args.port,
             seed=args.seed,
@@ -99,6 +100,7 @@ def _fail(message: str, code: int = 1) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from fleetmeter.collector.cli import register as register_collector
     from fleetmeter.portal.cli import register as register_portal
+    from fleetmeter.portal.cli import register_statement
     from fleetmeter.simulator.cli import register as register_simulator
     from fleetmeter.simulator.direct_cli import register as register_sim_direct
 
@@ -121,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--devices", type=int, default=10, help="simulated printers (default 10)")
     demo.add_argument(
+        "--additive", type=int, default=2, help="simulated industrial 3D printers (default 2)"
+    )
+    demo.add_argument(
         "--speed", type=float, default=120.0, help="simulated seconds per real second (default 120)"
     )
     demo.add_argument(
@@ -131,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     register_portal(sub)
+    register_statement(sub)
     register_collector(sub)
     register_simulator(sub)
     register_sim_direct(sub)

@@ -147,7 +147,9 @@ def write_collector_config(
                 "",
                 "[[ranges]]",
                 f"targets = {json.dumps(targets)}",
-                'drivers = ["ledm"]',
+                # Only the drivers the simulated fleet speaks: probing every protocol on
+                # every address would only slow discovery down.
+                'drivers = ["ledm", "additive"]',
                 f"port = {port}",
                 "",
             ]
@@ -160,6 +162,7 @@ def run_demo(
     *,
     data_dir: Path,
     devices: int = 10,
+    additive: int = 2,
     speed: float = 120.0,
     port: int = 8443,
     seed: int = 1,
@@ -167,6 +170,8 @@ def run_demo(
 ) -> int:
     if devices < 1 or devices > 250:
         raise DemoError("--devices must be between 1 and 250")
+    if additive < 0 or devices + additive > 250:
+        raise DemoError("--additive must be 0 or more, with --devices at most 250 in all")
     if speed <= 0:
         raise DemoError("--speed must be positive")
     data_dir = data_dir.resolve()
@@ -222,6 +227,8 @@ def run_demo(
                     "sim",
                     "--devices",
                     str(devices),
+                    "--additive",
+                    str(additive),
                     "--seed",
                     str(seed),
                     "--speed",
@@ -264,7 +271,8 @@ def run_demo(
                 f"           (TLS from the demo CA {ca_path}:\n"
                 "            your browser will ask you to accept it)\n"
                 f"  Login:   {login['email']}  /  {login['password']}\n"
-                f"  Fleet:   {devices} simulated printers on {first}–{last}, clock ×{speed:g}\n"
+                f"  Fleet:   {devices} simulated printers and {additive} industrial 3D printers\n"
+                f"           on {first}–{last}, clock ×{speed:g}\n"
                 f"  Logs:    {logs}\n"
                 "Press Ctrl-C to stop.\n",
                 flush=True,

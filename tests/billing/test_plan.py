@@ -115,7 +115,8 @@ def test_tiers_parse() -> None:
         (
             component('meter = "toner"\nunit_price = 1\n'),
             "test.toml: components[0].meter: Input should be 'media_area', 'ink', 'impressions',"
-            " 'scan_area', 'jobs', 'material_3d' or 'build_hours'",
+            " 'scan_area', 'jobs', 'material_3d', 'build_hours', 'material_3d_volume',"
+            " 'builds' or 'build_volume'",
         ),
         (
             'name = "P"\ncurrency = "EUX"\n',

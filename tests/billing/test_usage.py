@@ -61,9 +61,11 @@ def test_3d_material_from_extra_fields_and_build_time_only_on_3d_devices() -> No
         "material_g": 47,
         "material.PLA.g": 12,
         "build_time_s": 660,
+        "builds": 3,
     }
     on_2d = usage_from_jobs(jobs, device="P", period=MARCH)
     assert "build_time_s" not in on_2d.meters
+    assert "builds" not in on_2d.meters
 
 
 @pytest.mark.parametrize("bad", [12.5, -1, "12", True])

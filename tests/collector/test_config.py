@@ -12,8 +12,8 @@ from fleetmeter.collector.config import (
     load_config,
     resolve_drivers,
 )
-from fleetmeter.wire.targets import MAX_HOSTS
 from fleetmeter.devices import registry
+from fleetmeter.wire.targets import MAX_HOSTS
 
 from .conftest import TOKEN, FakeDriver, write_config
 
@@ -118,7 +118,7 @@ R = "[[ranges]]\ntargets = ['10.0.0.1']\n"
             "'https' or 'http'",
         ),
         (P + "[[ranges]]\ntargets = ['a']\ndrivers = []\n", "ranges[0].drivers", "at least 1"),
-        (P, "ranges", "required key is missing"),
+        (P, "(top level)", "no [[ranges]]"),
     ],
 )
 def test_each_bad_input_gives_its_clear_message(

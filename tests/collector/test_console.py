@@ -170,3 +170,94 @@ def test_a_console_port_in_use_is_a_start_up_error(
         )
         with pytest.raises(CollectorError, match=f"console: cannot listen on 127.0.0.1:{port}"):
             asyncio.run(run_async(config, stop=asyncio.Event()))
+
+
+def test_console_shows_outbox_age_size_and_a_warning_above_the_threshold(
+    tmp_path: Path, ca_file: Path, fake_driver: FakeDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    for i in range(1, 4):
+        fake_driver.add(f"127.0.1.{i}", f"SN-{i}", jobs=1)
+    config = console_config(tmp_path, ca_file)
+    config = config.model_copy(
+        update={"upload": config.upload.model_copy(update={"outbox_alert_rows": 2})}
+    )
+
+    async def body(client: httpx.AsyncClient, url: str) -> None:
+        # The portal is down: the outbox grows past 2 while the upload loop retries many times.
+        doc = await wait_for_status(
+            client,
+            lambda d: d["outbox"]["pending"] >= 6 and d["upload"]["batches_sent"] == 0,
+        )
+        outbox = doc["outbox"]
+        assert outbox["above_alert"] is True and outbox["alert_rows"] == 2
+        assert outbox["oldest_pending_at"] is not None and outbox["oldest_pending_age_s"] >= 0
+        assert 0 < outbox["used_bytes"] < outbox["max_bytes"] == 2_000_000_000
+        assert outbox["at_cap"] is False and outbox["full_since"] is None
+        assert outbox["disk_full_since"] is None
+        html = (await client.get("/")).text
+        assert 'id="outbox-alert"' in html and "more than outbox_alert_rows (2)" in html
+        assert "oldest waiting since" in html and 'id="outbox-size"' in html
+        assert 'id="outbox-full"' not in html and 'id="disk-full"' not in html
+
+    with_console(config, body)
+    attempts = [r for r in caplog.records if r.getMessage().startswith("upload: portal")]
+    warnings = [r for r in caplog.records if "above outbox_alert_rows" in r.getMessage()]
+    assert len(attempts) >= 2 and len(warnings) == 1  # once per crossing, not per attempt
+
+
+def test_console_page_without_a_backlog_has_no_outbox_warning(
+    tmp_path: Path, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    config = console_config(tmp_path, ca_file)
+
+    async def body(client: httpx.AsyncClient, url: str) -> None:
+        doc = (await client.get("/api/status")).json()
+        assert doc["outbox"]["pending"] == 0 and doc["outbox"]["above_alert"] is False
+        assert doc["outbox"]["oldest_pending_at"] is None
+        html = (await client.get("/")).text
+        assert 'class="banners"' not in html and "oldest waiting since" not in html
+
+    with_console(config, body)
+
+
+def test_console_page_names_a_full_outbox_and_a_full_disk() -> None:
+    from fleetmeter.collector.console import _TEMPLATES
+
+    status = {
+        "collector": {
+            "name": "site",
+            "config_version": "v1",
+            "started_at": "2026-01-05T08:00:00+00:00",
+            "now": "2026-01-05T09:00:00+00:00",
+            "hosts_in_range": 1,
+            "drivers": ["fake"],
+        },
+        "outbox": {
+            "pending": 12_345,
+            "quarantined": 0,
+            "oldest_pending_at": "2026-01-02T08:00:00+00:00",
+            "oldest_pending_age_s": 3 * 86_400 + 3_600 + 5,
+            "used_bytes": 2_000_000_000,
+            "max_bytes": 2_000_000_000,
+            "alert_rows": 10_000,
+            "above_alert": True,
+            "at_cap": True,
+            "full_since": "2026-01-05T07:00:00+00:00",
+            "disk_full_since": "2026-01-05T08:30:00+00:00",
+        },
+        "upload": {
+            "portal": "https://portal.example",
+            "last_attempt_at": None,
+            "last_success_at": None,
+            "last_error": None,
+            "last_error_at": None,
+            "next_retry_at": None,
+            "batches_sent": 0,
+        },
+        "devices": [],
+    }
+    html = _TEMPLATES.get_template("console.html").render(status=status, refresh=30)
+    assert 'id="disk-full"' in html and "DISK FULL since 2026-01-05T08:30:00+00:00" in html
+    assert 'id="outbox-full"' in html and "Usage polls are stopped, nothing is deleted" in html
+    assert "2,000.0 MB" in html and 'id="outbox-at-cap"' not in html  # full says more
+    assert 'id="outbox-alert"' in html and "the oldest for 3 d 1 h" in html

@@ -21,6 +21,10 @@ class Meter(StrEnum):
     JOBS = "jobs"
     MATERIAL_3D = "material_3d"
     BUILD_HOURS = "build_hours"
+    MATERIAL_3D_VOLUME = "material_3d_volume"
+    """3D consumables measured by volume: fusing and detailing agents, resin."""
+    BUILDS = "builds"
+    BUILD_VOLUME = "build_volume"
 
 
 METER_ALIASES: dict[str, Meter] = {"pages": Meter.IMPRESSIONS}
@@ -36,8 +40,15 @@ UNITS: dict[Meter, dict[str, Fraction]] = {
     Meter.JOBS: {"job": Fraction(1)},
     Meter.MATERIAL_3D: {"g": Fraction(1), "kg": Fraction(1_000)},
     Meter.BUILD_HOURS: {"hour": Fraction(3_600), "minute": Fraction(60)},
+    Meter.MATERIAL_3D_VOLUME: {"mL": Fraction(1_000), "L": Fraction(1_000_000), "uL": Fraction(1)},
+    Meter.BUILDS: {"build": Fraction(1)},
+    Meter.BUILD_VOLUME: {
+        "cm3": Fraction(1_000),
+        "L": Fraction(1_000_000),
+        "mm3": Fraction(1),
+    },
 }
-"""Display unit → how many base units (mm², µL, page, job, g, s) one display unit is.
+"""Display unit → how many base units (mm², µL, page, job, g, s, build, mm³) one display unit is.
 
 Every factor is exact: 1 ft² = 304.8 mm × 304.8 mm = 92 903.04 mm².
 """
@@ -50,9 +61,19 @@ DEFAULT_UNIT: dict[Meter, str] = {
     Meter.JOBS: "job",
     Meter.MATERIAL_3D: "g",
     Meter.BUILD_HOURS: "hour",
+    Meter.MATERIAL_3D_VOLUME: "mL",
+    Meter.BUILDS: "build",
+    Meter.BUILD_VOLUME: "cm3",
 }
 
-UNIT_SYMBOLS: dict[str, str] = {"m2": "m²", "cm2": "cm²", "ft2": "ft²", "uL": "µL"}
+UNIT_SYMBOLS: dict[str, str] = {
+    "m2": "m²",
+    "cm2": "cm²",
+    "ft2": "ft²",
+    "uL": "µL",
+    "cm3": "cm³",
+    "mm3": "mm³",
+}
 """How a unit is printed for a person (the plan file spells units in ASCII)."""
 
 # ---------------------------------------------------------------------------- meter keys
@@ -68,6 +89,10 @@ SCANNED_AREA = "scan.scanned_area_mm2"
 COPIED_AREA = "scan.copied_area_mm2"
 MATERIAL = "material_g"
 BUILD_TIME = "build_time_s"
+MATERIAL_VOLUME = "material_ul"
+BUILDS = "builds"
+"""Jobs of 3D devices (``device_class`` other than ``printer``): one per build."""
+BUILD_VOLUME = "build_volume_mm3"
 
 
 def media_key(media_type: str) -> str:
@@ -86,6 +111,10 @@ def material_key(material: str) -> str:
     return f"material.{material}.g"
 
 
+def material_volume_key(material: str) -> str:
+    return f"material.{material}.total_ul"
+
+
 _FIXED_KEYS = frozenset(
     {
         TOTAL_MEDIA_AREA,
@@ -99,6 +128,9 @@ _FIXED_KEYS = frozenset(
         COPIED_AREA,
         MATERIAL,
         BUILD_TIME,
+        MATERIAL_VOLUME,
+        BUILDS,
+        BUILD_VOLUME,
     }
 )
 _KEY_PATTERNS = (
@@ -106,6 +138,7 @@ _KEY_PATTERNS = (
     re.compile(r"category\..+\.area_mm2"),
     re.compile(r"ink\..+\.total_ul"),
     re.compile(r"material\..+\.g"),
+    re.compile(r"material\..+\.total_ul"),
 )
 # Counters that LifetimeUsage.meters() produces but no component prices: a usage file made
 # from counter deltas may carry them, and they are skipped rather than refused.

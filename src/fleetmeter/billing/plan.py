@@ -74,7 +74,9 @@ class Component(_PlanModel):
     job_kind: Literal["print", "scan", "copy"] | None = Field(
         default=None, description="jobs (print/scan/copy) or scan_area (scan/copy) only."
     )
-    material: FilterValue | None = Field(default=None, description="material_3d only.")
+    material: FilterValue | None = Field(
+        default=None, description="material_3d and material_3d_volume only."
+    )
     unit: str | None = Field(
         default=None, description="Display unit; the meter's default if omitted."
     )
@@ -116,7 +118,7 @@ class Component(_PlanModel):
             "application_category": {Meter.MEDIA_AREA},
             "color": {Meter.INK},
             "job_kind": {Meter.JOBS, Meter.SCAN_AREA},
-            "material": {Meter.MATERIAL_3D},
+            "material": {Meter.MATERIAL_3D, Meter.MATERIAL_3D_VOLUME},
         }
         for key, meters in allowed.items():
             if getattr(self, key) is not None and self.meter not in meters:
@@ -187,6 +189,14 @@ class Component(_PlanModel):
             if self.material is not None:
                 return (mk.material_key(self.material),)
             return (mk.MATERIAL,)
+        if m is Meter.MATERIAL_3D_VOLUME:
+            if self.material is not None:
+                return (mk.material_volume_key(self.material),)
+            return (mk.MATERIAL_VOLUME,)
+        if m is Meter.BUILDS:
+            return (mk.BUILDS,)
+        if m is Meter.BUILD_VOLUME:
+            return (mk.BUILD_VOLUME,)
         return (mk.BUILD_TIME,)
 
 

@@ -24,6 +24,10 @@ DeviceClass = Literal["printer", "printer3d", "build_unit", "station"]
 
 MATERIAL_FIELDS = ("filament_g", "material_used_g")
 """JobRecord extra fields read, first present wins, as the grams of 3D material a job used."""
+AGENT_FIELD = "agent_used_ul"
+"""JobRecord extra field: µL of each 3D consumable measured by volume (agents, resin)."""
+BUILD_VOLUME_FIELD = "build_volume_mm3"
+"""JobRecord extra field: the build-chamber volume a 3D build used, mm³."""
 
 
 class DeviceUsage(BaseModel):
@@ -97,18 +101,41 @@ def _distinct(jobs: Iterable[JobRecord]) -> list[JobRecord]:
     return list(by_uuid.values())
 
 
+def _whole(job: JobRecord, field: str, value: object, unit: str) -> int:
+    # Quantities on the wire are integers in base units; a fractional or negative value
+    # would be priced wrongly whichever way it were rounded, so it is refused.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(f"job {job.job_uuid}: {field} must be a whole number of {unit}")
+    return value
+
+
 def _grams(job: JobRecord) -> int:
     extra = job.model_extra or {}
     for field in MATERIAL_FIELDS:
         value = extra.get(field)
         if value is None:
             continue
-        # Quantities on the wire are integers in base units; a fractional or negative value
-        # would be priced wrongly whichever way it were rounded, so it is refused.
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise UsageError(f"job {job.job_uuid}: {field} must be a whole number of grams")
-        return value
+        return _whole(job, field, value, "grams")
     return 0
+
+
+def _agents(job: JobRecord) -> dict[str, int]:
+    value = (job.model_extra or {}).get(AGENT_FIELD)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"job {job.job_uuid}: {AGENT_FIELD} must map names to microlitres")
+    out: dict[str, int] = {}
+    for name, amount in value.items():
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"job {job.job_uuid}: {AGENT_FIELD} has an empty name")
+        out[name] = _whole(job, f"{AGENT_FIELD}.{name}", amount, "microlitres")
+    return out
+
+
+def _build_volume(job: JobRecord) -> int:
+    value = (job.model_extra or {}).get(BUILD_VOLUME_FIELD)
+    return 0 if value is None else _whole(job, BUILD_VOLUME_FIELD, value, "mm³")
 
 
 def _material(job: JobRecord) -> str | None:
@@ -141,8 +168,11 @@ def usage_from_jobs(
     - 3D: the wire model has no first-class 3D job fields yet, so grams of material are read
       from the JobRecord *extra* field ``filament_g`` (Moonraker) or else ``material_used_g``
       into ``material_g`` (and ``material.<material>.g`` when the extra ``material`` names
-      it); build time is ``print_time_s`` into ``build_time_s``, counted only for a
-      ``device_class`` other than ``"printer"`` because 2D printers report print time too.
+      it); volumes from the extra ``agent_used_ul`` (name → µL) into ``material_ul`` and
+      ``material.<name>.total_ul``; the extra ``build_volume_mm3`` into ``build_volume_mm3``;
+      build time is ``print_time_s`` into ``build_time_s`` and ``builds`` +1 per job, both
+      counted only for a ``device_class`` other than ``"printer"`` because 2D printers report
+      print time too and their jobs are not builds.
     """
     totals: Counter[str] = Counter()
     outside = 0
@@ -189,5 +219,11 @@ def _count(totals: Counter[str], job: JobRecord, device_class: DeviceClass) -> N
     material = _material(job)
     if material is not None:
         totals[mk.material_key(material)] += grams
-    if device_class != "printer" and job.print_time_s is not None:
-        totals[mk.BUILD_TIME] += job.print_time_s
+    for name, microlitres in _agents(job).items():
+        totals[mk.MATERIAL_VOLUME] += microlitres
+        totals[mk.material_volume_key(name)] += microlitres
+    totals[mk.BUILD_VOLUME] += _build_volume(job)
+    if device_class != "printer":
+        totals[mk.BUILDS] += 1
+        if job.print_time_s is not None:
+            totals[mk.BUILD_TIME] += job.print_time_s

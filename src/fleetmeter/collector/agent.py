@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fleetmeter.collector import remote_settings
 from fleetmeter.collector.config import (
     CollectorConfig,
     ProbeTarget,
@@ -41,7 +42,7 @@ from fleetmeter.collector.console import ConsoleError, SiteConsole
 from fleetmeter.collector.discovery import DiscoveryResult, FoundDevice, discover
 from fleetmeter.collector.poller import PollOutcome, poll_all, poll_device
 from fleetmeter.collector.scheduler import Scheduler
-from fleetmeter.collector.state import State
+from fleetmeter.collector.state import OutboxLimits, State, StateFull
 from fleetmeter.collector.uploader import Uploader, UploadResult
 from fleetmeter.devices.base import Driver
 from fleetmeter.wire import DeviceIdentity, ReportKind, now_utc
@@ -137,6 +138,7 @@ class Agent:
     def __init__(self, config: CollectorConfig, state: State, drivers: dict[str, Driver]) -> None:
         self.config = config
         self.state = state
+        state.limits = OutboxLimits.from_upload(config.upload)
         self.drivers = drivers
         self.targets: list[ProbeTarget] = expand_ranges(config)
         self.pins = state.load_pins()
@@ -147,6 +149,19 @@ class Agent:
 
     async def aclose(self) -> None:
         await self.uploader.aclose()
+
+    def reconfigure(self, config: CollectorConfig) -> None:
+        """Run with ``config`` from now on (new portal settings). Devices already found keep
+        their place until the next discovery, which the restarted loops run at once."""
+        self.drivers = resolve_drivers(config)
+        self.config = config
+        self.targets = expand_ranges(config)
+        self.uploader.config = config
+        self.state.limits = OutboxLimits.from_upload(config.upload)
+
+    async def refresh_settings(self) -> CollectorConfig | None:
+        """Fetch the portal's settings; the new config if newer valid ones were accepted."""
+        return await remote_settings.refresh(self.uploader.client, self.config)
 
     async def discover(self) -> DiscoveryResult:
         """Probe the ranges; poll what was found plus known devices that did not answer now
@@ -162,6 +177,19 @@ class Agent:
         self.state.save_pins(self.pins)
         found = result.found
         addresses = Counter(device.key for device in found)
+        # One commit for every device found, not one fsync each (docs/performance.md).
+        with self.state.transaction():
+            self._record_found(found, addresses)
+        self.devices = found + self._known_but_silent(found)
+        log.info(
+            "discovery: %d hosts probed, %d devices found in %.1f s",
+            len(self.targets),
+            len(found),
+            time.monotonic() - started,
+        )
+        return result
+
+    def _record_found(self, found: list[FoundDevice], addresses: Counter[tuple[str, str]]) -> None:
         for device in found:
             if addresses[device.key] > 1:
                 # Two hosts answer with one (driver, serial): a dual-homed printer (wired and
@@ -193,14 +221,6 @@ class Agent:
                     old.address,
                 )
                 self._move_pins(old.address, device.address)
-        self.devices = found + self._known_but_silent(found)
-        log.info(
-            "discovery: %d hosts probed, %d devices found in %.1f s",
-            len(self.targets),
-            len(found),
-            time.monotonic() - started,
-        )
-        return result
 
     def _move_pins(self, old_host: str, new_host: str) -> None:
         """A device moved: drop its old address's pins when the certificate pinned there is the
@@ -269,9 +289,14 @@ class Agent:
             self.state.save_pins(self.pins)
 
     async def upload(self) -> UploadResult:
-        result = await self.uploader.upload_all()
+        try:
+            result = await self.uploader.upload_all()
+        except StateFull as exc:
+            # A full disk (logged once by State) fails batch bookkeeping: back off and retry.
+            return UploadResult(error=str(exc))
         if result.error:
             log.warning("upload: %s", result.error)
+        self.state.watch_outbox()  # warns once when the outbox grows past outbox_alert_rows
         return result
 
 
@@ -279,10 +304,15 @@ class Agent:
 
 
 async def poll_once_async(config: CollectorConfig) -> PollOnceResult:
+    config = remote_settings.load(config)
     drivers = resolve_drivers(config)
     with _data_dir_lock(config.data_dir), State(config.data_dir) as state:
         agent = Agent(config, state, drivers)
         try:
+            # Settings first: a collector just enrolled learns its ranges here.
+            applied = await agent.refresh_settings()
+            if applied is not None:
+                agent.reconfigure(applied)
             return await _poll_once(agent)
         finally:
             await agent.aclose()
@@ -317,6 +347,7 @@ def poll_once(config: CollectorConfig) -> PollOnceResult:
 
 
 async def discover_once_async(config: CollectorConfig) -> DiscoveryResult:
+    config = remote_settings.load(config)
     drivers = resolve_drivers(config)
     with State(config.data_dir) as state:
         agent = Agent(config, state, drivers)
@@ -358,6 +389,7 @@ class _Loops:
         self.polls = asyncio.Semaphore(config.schedule.poll_concurrency)
         self.in_flight: set[asyncio.Task[None]] = set()
         self.crashed: BaseException | None = None
+        self.new_config: CollectorConfig | None = None  # set by `settings`: restart with it
 
     def _sync_schedule(self) -> None:
         """Schedule every device discovery returned, from its persisted poll history (so a
@@ -383,10 +415,13 @@ class _Loops:
                 if self.crashed is not None:
                     raise self.crashed
                 if discovery is not None and discovery.done():
-                    discovery.result()  # re-raises what broke it (the state database, a bug)
+                    try:
+                        discovery.result()  # re-raises what broke it (the state database, a bug)
+                        next_discovery = time.time() + self.discovery_s
+                    except StateFull:  # logged once by State: known devices keep their polls
+                        next_discovery = time.time() + self.health_s
                     discovery = None
                     self._sync_schedule()
-                    next_discovery = time.time() + self.discovery_s
                 if discovery is None and time.time() >= next_discovery:
                     # In the background: probing a /16 takes long, and the devices already
                     # known must keep their health and usage schedules meanwhile.
@@ -451,6 +486,24 @@ class _Loops:
             else:
                 await _sleep_until(self.kick, self.upload_s)
 
+    async def settings(self) -> None:
+        """Ask the portal for newer settings on each contact; on accepting some, end (the
+        caller restarts the loops with them)."""
+        if self.agent.config.portal.signing_key is None:
+            await self.stop.wait()  # not enrolled: the file alone rules
+            return
+        # Checked with the upload cadence: "the change reaches the collector on its next
+        # contact". Floored so that an accelerated demo does not ask many times a second.
+        interval = max(self.upload_s, 1.0)
+        while not self.stop.is_set():
+            await _sleep_until(self.stop, interval)
+            if self.stop.is_set():
+                return
+            applied = await self.agent.refresh_settings()
+            if applied is not None:
+                self.new_config = applied
+                return
+
 
 def _epoch(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
@@ -475,7 +528,12 @@ async def run_async(
 
     An unreachable portal does not stop the agent: a site PC often boots before its network
     or proxy is up, and the portal may be down for days. Readings go to the durable outbox
-    and are uploaded once the portal answers."""
+    and are uploaded once the portal answers.
+
+    When the portal changes this collector's settings, the schedule and upload loops stop
+    (letting polls under way finish) and start again with the new config; the outbox, the
+    device history and the site console carry on."""
+    config = remote_settings.load(config)
     drivers = resolve_drivers(config)
     stop = stop or asyncio.Event()
     with _data_dir_lock(config.data_dir), State(config.data_dir) as state:
@@ -489,6 +547,10 @@ async def run_async(
             problem = await agent.uploader.check_portal()
             if problem is not None:
                 log.warning("portal not reachable now (%s); collecting into the outbox", problem)
+            else:
+                applied = await agent.refresh_settings()
+                if applied is not None:
+                    agent.reconfigure(applied)
             await _serve(agent, stop, ready, site_console)
         finally:
             if site_console is not None:
@@ -509,13 +571,9 @@ async def _serve(
             # ValueError/RuntimeError: not the main thread (tests run the agent in a thread).
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
-    loops = _Loops(agent, stop)
-    tasks = [
-        asyncio.create_task(loops.schedule(), name="collector-schedule"),
-        asyncio.create_task(loops.upload(), name="collector-upload"),
-    ]
+    console_task = None
     if site_console is not None:
-        tasks.append(asyncio.create_task(site_console.serve(), name="collector-console"))
+        console_task = asyncio.create_task(site_console.serve(), name="collector-console")
         await site_console.wait_started()
     log.info(
         "collector running: %d hosts in range, drivers %s, speed %g%s",
@@ -526,15 +584,44 @@ async def _serve(
     )
     if ready is not None:
         ready(Started(agent.config.data_dir, site_console.url if site_console else None))
-    stopper = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        loops.kick.set()  # wakes the upload loop so that it sees `stop`
-        loops.wake.set()  # and the schedule loop
+        while (new_config := await _run_loops(agent, stop, console_task)) is not None:
+            agent.reconfigure(new_config)
+            log.info("collector restarted its loops: %d hosts in range", len(agent.targets))
+        log.info("collector stopped")
+    finally:
         if site_console is not None:
             site_console.shutdown()
-        # Let the current step finish (the loops check `stop` between steps), then abandon it.
+        if console_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(console_task), SHUTDOWN_GRACE_S)
+            console_task.cancel()
+            await asyncio.gather(console_task, return_exceptions=True)
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _run_loops(
+    agent: Agent, stop: asyncio.Event, console_task: asyncio.Task[None] | None
+) -> CollectorConfig | None:
+    """Run the schedule, upload and settings loops until ``stop`` (None) or new settings
+    (the new config: the caller restarts the loops with it)."""
+    halt = asyncio.Event()  # ends this run of the loops; `stop` ends the collector
+    loops = _Loops(agent, halt)
+    tasks = [
+        asyncio.create_task(loops.schedule(), name="collector-schedule"),
+        asyncio.create_task(loops.upload(), name="collector-upload"),
+        asyncio.create_task(loops.settings(), name="collector-settings"),
+    ]
+    watched: list[asyncio.Task[Any]] = [*tasks, asyncio.create_task(stop.wait())]
+    if console_task is not None:
+        watched.append(console_task)
+    try:
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        halt.set()
+        loops.kick.set()  # wakes the upload loop so that it sees `halt`
+        loops.wake.set()  # and the schedule loop
+        # Let the current step finish (the loops check `halt` between steps), then abandon it.
         _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
         for task in pending:
             task.cancel()
@@ -545,11 +632,14 @@ async def _serve(
                 raise CollectorError(
                     f"{task.get_name()} failed: {type(exc).__name__}: {exc}"
                 ) from exc
-        log.info("collector stopped")
+        if console_task is not None and console_task.done():
+            exc = console_task.exception() if not console_task.cancelled() else None
+            if exc is not None:
+                raise CollectorError(f"site console failed: {type(exc).__name__}: {exc}") from exc
+            return None
     finally:
-        stopper.cancel()
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        watched[len(tasks)].cancel()  # the stop waiter
+    return None if stop.is_set() else loops.new_config
 
 
 def run(config: CollectorConfig, *, ready: Callable[[Started], None] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""``fleetmeter collector run|poll-once|discover|status|repin|requeue --config FILE``: thin CLI over
+"""``fleetmeter collector enroll|run|poll-once|discover|status|repin|requeue``: thin CLI over
 ``agent`` and ``state``.
 
 Exit codes: 0 success; 1 something failed at run time (a device poll, the upload, nothing
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from fleetmeter.collector.agent import (
@@ -235,6 +236,51 @@ def _cmd_requeue(args: argparse.Namespace) -> int:
     return _guarded(args, body)
 
 
+def _cmd_enroll(args: argparse.Namespace) -> int:
+    from fleetmeter.collector.enrolment import EnrolmentError, enroll
+
+    if args.token_file is not None:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            _err(f"--token-file: cannot read {args.token_file}: {exc}")
+            return EXIT_CONFIG
+    else:
+        token = args.token
+    try:
+        done = enroll(
+            portal_url=args.portal,
+            customer=args.customer,
+            token=token,
+            config_path=Path(args.config),
+            name=args.name,
+            ca_file=Path(args.ca_file) if args.ca_file else None,
+            data_dir=args.data_dir,
+            allow_insecure_http=args.allow_insecure_http,
+        )
+    except ConfigError as exc:
+        for line in exc.errors:
+            _err(line)
+        return EXIT_CONFIG
+    except (EnrolmentError, OSError) as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    print(
+        json.dumps(
+            {
+                "enrolled": True,
+                "collector_id": str(done.collector_id),
+                "reseller": done.reseller,
+                "customer": done.customer,
+                "config": str(done.config),
+                "token_file": str(done.token_file),
+                "next": f"fleetmeter collector run --config {done.config}",
+            }
+        )
+    )
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``collector`` and its sub-commands to the top-level ``fleetmeter`` parser."""
     collector = subparsers.add_parser(
@@ -244,6 +290,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "their reports to the portal.",
     )
     sub = collector.add_subparsers(dest="collector_command", metavar="SUBCOMMAND", required=True)
+
+    enroll_help = (
+        "register this collector with the portal using a one-time token; writes the config "
+        "file and the collector's token (ranges and intervals then come from the portal)"
+    )
+    enroll = sub.add_parser("enroll", help=enroll_help, description=enroll_help)
+    enroll.add_argument("--portal", required=True, metavar="URL", help="https://portal:8443")
+    enroll.add_argument("--customer", required=True, metavar="ACCOUNT", help="customer name")
+    given = enroll.add_mutually_exclusive_group(required=True)
+    given.add_argument("--token", metavar="TOKEN", help="the one-time enrolment token")
+    given.add_argument("--token-file", metavar="FILE", help="read the token from FILE")
+    enroll.add_argument(
+        "--config", default="collector.toml", metavar="FILE", help="config to write (new)"
+    )
+    enroll.add_argument("--name", help="this collector's name in the portal")
+    enroll.add_argument("--ca-file", metavar="PEM", help="CA of the portal's certificate")
+    enroll.add_argument(
+        "--data-dir", default="collector-data", help="outbox and state, relative to the config"
+    )
+    enroll.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="permit http:// to a loopback portal (tests and demos only)",
+    )
+    enroll.set_defaults(func=_cmd_enroll)
 
     def add(
         name: str, func: Any, help_text: str, *, json_flag: bool = True

@@ -46,8 +46,18 @@ Example (every key but ``portal.url``, the token and ``ranges`` has a default)::
     enabled = true
     listen = "127.0.0.1:8470"
 
-Secrets (the token, SNMP community and keys, API keys) are ``SecretStr``: they never show in a
-repr, a dump, a log line or an error message.
+    [proxy]                                # optional: portal traffic through this proxy only
+    url = "http://proxy.example:3128"      # http or https; no user:password@ in it
+    username = "fleet"                     # Basic authentication, optional
+    password = "…"                         # or password_file = "proxy.password"
+    ca_file = "proxy-ca.pem"               # https proxies only; default: the system's CAs
+
+Without ``[proxy]`` the portal is reached through the environment's ``https_proxy`` /
+``HTTPS_PROXY`` (``no_proxy`` / ``NO_PROXY`` honoured); with it, the environment is ignored.
+Devices are never reached through a proxy (``collector.uploader.portal_proxy``).
+
+Secrets (the token, SNMP community and keys, API keys, the proxy password) are ``SecretStr``:
+they never show in a repr, a dump, a log line or an error message.
 """
 
 from __future__ import annotations
@@ -57,10 +67,11 @@ import hashlib
 import ipaddress
 import socket
 import tomllib
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -75,8 +86,15 @@ from pydantic import (
 
 from fleetmeter.devices import registry
 from fleetmeter.devices.base import Driver, Target
+from fleetmeter.signing.documents import DocumentError, parse_public_key
 from fleetmeter.wire.codec import MAX_COMPRESSED_BYTES
-from fleetmeter.wire.targets import MAX_HOSTS, TargetError, TargetSpec, parse_target
+from fleetmeter.wire.targets import (
+    MAX_HOSTS,
+    TargetError,
+    TargetSpec,
+    check_targets,
+    parse_target,
+)
 
 MIN_USAGE_INTERVAL_MINUTES = 30
 """DESIGN.md: usage is never polled more often than every 30 minutes (devices are shared
@@ -119,6 +137,15 @@ class PortalSection(_Section):
         default=False, description="Permit http:// to a loopback portal (tests and demos only)."
     )
     timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    signing_key: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The portal's public key (ed25519:…), written by `collector enroll`: "
+        "settings changed in the portal are accepted only when signed with it.",
+    )
+    collector_id: uuid.UUID | None = Field(
+        default=None, description="This collector's id at the portal (written at enrolment)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> PortalSection:
@@ -136,7 +163,16 @@ class PortalSection(_Section):
             )
         if (self.token is None) == (self.token_file is None):
             raise ValueError("set exactly one of token or token_file")
+        if self.signing_key is not None:
+            try:
+                parse_public_key(self.signing_key)
+            except DocumentError as exc:
+                raise ValueError(f"signing_key: {exc}") from None
         return self
+
+    @property
+    def settings_url(self) -> str:
+        return self.url.rstrip("/") + "/api/v1/collector/settings"
 
     @property
     def ingest_url(self) -> str:
@@ -186,6 +222,19 @@ class UploadSection(_Section):
     max_batch_bytes: int = Field(default=100_000, ge=4096, le=MAX_COMPRESSED_BYTES)
     interval_seconds: float = Field(default=60.0, gt=0)
     max_backoff_seconds: float = Field(default=300.0, gt=0)
+    outbox_alert_rows: int = Field(
+        default=10_000,
+        ge=1,
+        description="More reports than this waiting for upload: a warning in the log (once per "
+        "crossing) and on the site console.",
+    )
+    max_outbox_bytes: int = Field(
+        default=2_000_000_000,
+        ge=10_000_000,
+        description="Hard cap on the state database's size. At the cap the oldest unsent health "
+        "reports are dropped; with only billing data left, usage polls stop (nothing is "
+        "deleted) until uploads make room. See docs/collector.md, Outbox retention.",
+    )
 
 
 AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
@@ -297,6 +346,11 @@ class MoonrakerSection(ApiKeySection):
 
 
 class RangeSection(_Section):
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+        description="Lets a range set in the portal use this range's credentials (profile).",
+    )
     targets: list[str] = Field(min_length=1)
     drivers: list[str] | None = Field(default=None, min_length=1)
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -312,15 +366,7 @@ class RangeSection(_Section):
     @field_validator("targets")
     @classmethod
     def _parse_targets(cls, value: list[str]) -> list[str]:
-        problems = []
-        for text in value:
-            try:
-                parse_target(text)
-            except TargetError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value
+        return check_targets(value)
 
     @model_validator(mode="after")
     def _check_options(self) -> RangeSection:
@@ -406,7 +452,75 @@ def parse_target_is_hostname(text: str) -> bool:
         return False
 
 
+class ProxySection(_Section):
+    """``[proxy]``: the HTTP(S) proxy that portal traffic goes through (devices never do).
+
+    When this section is present the environment's proxy variables are ignored for portal
+    traffic; without it they apply (``collector.uploader.portal_proxy``)."""
+
+    url: str = Field(
+        description="http://host:port or https://host:port of the proxy; credentials go in "
+        "username and password, never in the URL (it shows in logs and errors)."
+    )
+    username: str | None = Field(default=None, min_length=1, description="Basic auth user.")
+    password: SecretStr | None = Field(default=None, description="Basic auth password.")
+    password_file: Path | None = Field(
+        default=None, description="File holding the password instead (read at load time)."
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle for an https proxy's own certificate (default: system CAs).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ProxySection:
+        parts = urlsplit(self.url)
+        if "@" in parts.netloc:
+            # Never echo the URL here: it holds a password.
+            raise ValueError(
+                "url must not contain credentials (user:password@); set username and "
+                "password (or password_file) instead"
+            )
+        try:
+            parts.port  # noqa: B018 (raises ValueError on a bad port)
+        except ValueError:
+            raise ValueError(f"url {self.url!r} has an invalid port") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"url {self.url!r} must look like http://host:port or https://host:port"
+            )
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"url {self.url!r} must be scheme://host:port, without a path")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set at most one of password or password_file")
+        if self.password is not None and not self.password.get_secret_value():
+            raise ValueError("password is empty")
+        has_password = self.password is not None or self.password_file is not None
+        if self.username is None and has_password:
+            raise ValueError("a password needs a username")
+        if self.username is not None and not has_password:
+            raise ValueError("username needs a password or password_file")
+        if self.username is not None and ":" in self.username:
+            # RFC 7617 §2: the user-id of Basic authentication cannot contain a colon.
+            raise ValueError("username must not contain ':' (HTTP Basic authentication)")
+        if self.ca_file is not None and parts.scheme == "http":
+            raise ValueError("ca_file verifies an https proxy's certificate; url is http://")
+        return self
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """(username, password) for the proxy, or None. Never log it."""
+        if self.username is None or self.password is None:
+            return None  # load_config reads password_file into password
+        return self.username, self.password.get_secret_value()
+
+
 class CollectorConfig(_Section):
+    # Errors are reported as `FILE: key: reason` (format_validation_error); the input values
+    # pydantic would add to its own message may be secrets (a proxy URL with a password in
+    # it, a token of the wrong type), so they stay out of the exception too.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     version: str | None = Field(
         default=None,
         max_length=64,
@@ -417,7 +531,16 @@ class CollectorConfig(_Section):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     upload: UploadSection = Field(default_factory=UploadSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
-    ranges: Annotated[list[RangeSection], Field(min_length=1)]
+    proxy: ProxySection | None = Field(
+        default=None, description="Proxy for portal traffic (default: the environment's)."
+    )
+    ranges: list[RangeSection] = Field(
+        default_factory=list,
+        description="Required unless the portal sets them (portal.signing_key).",
+    )
+    settings_version: int = Field(
+        default=0, exclude=True, description="Version of the portal's settings applied; 0: none."
+    )
     source: Path | None = Field(default=None, exclude=True, description="The file it came from.")
     source_sha256: str | None = Field(
         default=None, exclude=True, description="sha256 of the file's bytes (hex)."
@@ -425,6 +548,14 @@ class CollectorConfig(_Section):
 
     @model_validator(mode="after")
     def _cap_hosts(self) -> CollectorConfig:
+        if not self.ranges and self.portal.signing_key is None:
+            raise ValueError(
+                "no [[ranges]]: list the addresses to scan, or enrol the collector "
+                "(`fleetmeter collector enroll`) so that the portal can set them"
+            )
+        names = [r.name for r in self.ranges if r.name is not None]
+        if len(names) != len(set(names)):
+            raise ValueError("two [[ranges]] have the same name")
         total = sum(spec.count for r in self.ranges for spec in r.specs())
         if total > MAX_HOSTS:
             raise ValueError(
@@ -451,7 +582,10 @@ class CollectorConfig(_Section):
         """What the console shows as the running config: ``version`` (if set) and the file's
         sha256 prefix, which changes with any edit even when ``version`` was not bumped."""
         digest = (self.source_sha256 or "")[:12] or "unknown"
-        return f"{self.version} (sha256 {digest})" if self.version else f"sha256 {digest}"
+        local = f"{self.version} (sha256 {digest})" if self.version else f"sha256 {digest}"
+        if self.settings_version:
+            return f"portal settings v{self.settings_version} · file {local}"
+        return local
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -528,10 +662,12 @@ def config_from_dict(
         _resolve_range(section, f"{where}: ranges[{i}]", resolve, errors)
         for i, section in enumerate(config.ranges)
     ]
+    proxy = _resolve_proxy(config.proxy, f"{where}: proxy", resolve, errors)
     if errors:
         raise ConfigError(errors)
     return config.model_copy(
         update={
+            "proxy": proxy,
             "portal": portal.model_copy(update={"ca_file": ca_file, "token": token}),
             "collector": config.collector.model_copy(
                 update={"data_dir": resolve(config.collector.data_dir)}
@@ -539,6 +675,33 @@ def config_from_dict(
             "ranges": ranges,
         }
     )
+
+
+def _resolve_proxy(
+    section: ProxySection | None, where: str, resolve: Callable[[Path], Path], errors: list[str]
+) -> ProxySection | None:
+    """The proxy section with ca_file made absolute (and checked) and password_file read."""
+    if section is None:
+        return None
+    update: dict[str, Any] = {}
+    if section.ca_file is not None:
+        ca = resolve(section.ca_file)
+        if not ca.is_file():
+            errors.append(f"{where}.ca_file: {ca} does not exist")
+        update["ca_file"] = ca
+    if section.password_file is not None:
+        path = resolve(section.password_file)
+        try:
+            # Only the line ending is stripped: a password may start or end with a space.
+            text = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            errors.append(f"{where}.password_file: cannot read {path}: {reason}")
+        else:
+            if not text:
+                errors.append(f"{where}.password_file: {path} is empty")
+            update.update(password_file=path, password=SecretStr(text))
+    return section.model_copy(update=update) if update else section
 
 
 def _resolve_range(
@@ -578,6 +741,9 @@ def resolve_drivers(config: CollectorConfig) -> dict[str, Driver]:
     lists them in, so a device is read by the protocol that tells the most about it."""
     wanted: set[str] = set()
     errors: list[str] = []
+    if not config.ranges:
+        # Enrolled, waiting for the portal's ranges: nothing to probe yet, nothing to refuse.
+        wanted.update(driver.id for driver in registry.all_drivers())
     for i, section in enumerate(config.ranges):
         if section.drivers is None:
             wanted.update(driver.id for driver in registry.all_drivers())

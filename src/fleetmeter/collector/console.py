@@ -1,10 +1,12 @@
 """The site console: a read-only local web page of the collector's state, and its JSON.
 
 ``GET /`` (HTML) and ``GET /api/status`` (JSON) show every known device (state, supplies and
-alerts from its last report, last successful poll, last error), the outbox depth, the upload
-status and the config the collector runs. It is served by uvicorn inside the collector's own
-event loop (so it reads the same ``State`` connection, from the same thread) on a socket
-bound before the agent starts, which makes ``listen = "127.0.0.1:0"`` work for tests.
+alerts from its last report, last successful poll, last error), the outbox (depth, size against
+its cap, age of the oldest waiting report, and a warning above ``outbox_alert_rows``, at the
+cap, or when the disk is full), the upload status and the config the collector runs. It is
+served by uvicorn inside the collector's own event loop (so it reads the same ``State``
+connection, from the same thread) on a socket bound before the agent starts, which makes
+``listen = "127.0.0.1:0"`` work for tests.
 
 It changes nothing: GET (and HEAD) only, anything else is 405. Device-supplied strings (model
 names, alert texts, errors) are untrusted and escaped by Jinja2's autoescape; the Content
@@ -38,6 +40,7 @@ from fleetmeter.wire import now_utc
 
 if TYPE_CHECKING:
     from fleetmeter.collector.agent import Agent
+    from fleetmeter.collector.state import State
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +80,6 @@ def status_document(agent: Agent) -> dict[str, Any]:
     """Everything the console shows, as JSON-ready data (also ``GET /api/status``)."""
     state = agent.state
     config = agent.config
-    pending = state.outbox_count()
-    quarantined = state.outbox_count(include_quarantined=True) - pending
     statuses = state.device_statuses()
     schedules = agent.scheduler.devices if agent.scheduler is not None else {}
     devices = []
@@ -129,7 +130,7 @@ def status_document(agent: Agent) -> dict[str, Any]:
             "drivers": list(agent.drivers),
             "speed": config.collector.speed,
         },
-        "outbox": {"pending": pending, "quarantined": quarantined},
+        "outbox": outbox_document(state),
         "upload": {
             "portal": config.portal.url,
             "last_attempt_at": _iso(upload.last_attempt_at),
@@ -141,6 +142,51 @@ def status_document(agent: Agent) -> dict[str, Any]:
         },
         "devices": devices,
     }
+
+
+def outbox_document(state: State) -> dict[str, Any]:
+    """The outbox's depth and retention: what waits, since when, how close to the cap."""
+    depth = state.outbox_depth()
+    now = now_utc()
+    oldest = depth.oldest_pending_at
+    return {
+        "pending": depth.pending,
+        "quarantined": depth.quarantined,
+        "oldest_pending_at": _iso(oldest),
+        "oldest_pending_age_s": int((now - oldest).total_seconds()) if oldest else None,
+        "used_bytes": depth.used_bytes,
+        "max_bytes": depth.limits.max_bytes,
+        "alert_rows": depth.limits.alert_rows,
+        # pending > alert_rows: the portal has not taken the reports for a while
+        "above_alert": depth.above_alert,
+        # at or near max_bytes: the oldest unsent health reports are dropped to make room
+        "at_cap": depth.at_cap,
+        # at the cap with billing data only: usage polls are stopped (nothing is deleted)
+        "full_since": _iso(state.outbox_full_since),
+        "disk_full_since": _iso(state.full_since),
+    }
+
+
+def _age(seconds: int | None) -> str:
+    """``3 d 4 h``, ``2 h 5 min``, ``4 min``, ``12 s``: the two largest units."""
+    if seconds is None:
+        return ""
+    units = (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1))
+    parts: list[str] = []
+    for name, size in units:
+        if seconds >= size or (name == "s" and not parts):
+            parts.append(f"{seconds // size} {name}")
+            seconds %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+def _megabytes(value: int) -> str:
+    return f"{value / 1_000_000:,.1f} MB"
+
+
+_TEMPLATES.filters.update(age=_age, megabytes=_megabytes)
 
 
 def _epoch_iso(value: float) -> str:

@@ -8,6 +8,13 @@ A certificate that no longer matches its pin is more than a failed poll: a HEALT
 an error alert (``tls.certificate_changed``) is queued as well, so that the portal shows it.
 The device stays unread until an operator re-pins it (``fleetmeter collector repin``); the
 first report read after that carries the alert again, cleared.
+
+Everything a poll writes (outbox rows, job cursor, poll status, device row) is one transaction:
+one commit, one fsync per device (docs/performance.md). When the outbox is full of unsent billing
+data (``state.OutboxFull``) a usage poll does not read the device, so its jobs stay there and
+its cursor where it was; when the disk is full (``state.StateFull``) nothing of the poll is
+stored and the cursor does not move. Both are failed polls, logged once by ``State``, not per
+device.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fleetmeter.collector.discovery import FoundDevice
-from fleetmeter.collector.state import State
+from fleetmeter.collector.state import OutboxFull, State, StateFull
 from fleetmeter.devices.base import Driver, PinStore, ReadOptions
 from fleetmeter.devices.errors import CertificateMismatch, DeviceError
 from fleetmeter.wire import Alert, AlertSeverity, DeviceReport, ReportKind, now_utc
@@ -30,6 +37,9 @@ DEFAULT_CONCURRENCY = 16
 
 CERTIFICATE_CHANGED = "tls.certificate_changed"
 """Alert code queued when a device's certificate no longer matches its pin."""
+
+OUTBOX_FULL = "outbox full of unsent billing data: not read (see the log and the site console)"
+"""The reason of a usage poll skipped because ``State.outbox_full()``."""
 
 JOBS_PER_REPORT = 250
 """A device may hand over thousands of jobs at once (the simulator keeps 2000). They are queued
@@ -83,6 +93,9 @@ async def poll_device(
     host = device.address
     serial = device.identity.serial_number
     usage = kind is ReportKind.USAGE
+    if usage and state.outbox_full():
+        # Nothing read, nothing lost: the jobs wait on the device until there is room.
+        return _failed(device, driver, kind, state, OUTBOX_FULL, quiet=True)
     try:
         cursor = state.job_cursor(driver.id, serial) if usage else None
         report = await _read(driver, device, pins, kind, cursor, timeout_s)
@@ -96,8 +109,7 @@ async def poll_device(
                 cursor = new_cursor
                 report = await _read(driver, device, pins, kind, cursor, timeout_s)
     except CertificateMismatch as exc:
-        _queue_certificate_alert(device, state, exc)
-        return _failed(device, driver, kind, state, str(exc))
+        return _certificate_changed(device, driver, kind, state, exc)
     except DeviceError as exc:
         return _failed(device, driver, kind, state, str(exc))
     except TimeoutError:
@@ -114,8 +126,7 @@ async def poll_device(
     job_cursor = None
     if usage and report.jobs:
         job_cursor = (driver.id, serial, max(job.sequence_number for job in report.jobs))
-    previous = state.device_status(driver.id, serial)
-    cert_alert_since = previous.cert_alert_since if previous is not None else None
+    cert_alert_since = state.cert_alert_since(driver.id, serial)
     if cert_alert_since is not None:
         # Read again (re-pinned): tell the portal the certificate alert is over.
         report.alerts.append(
@@ -125,22 +136,28 @@ async def poll_device(
                 cleared_at=now_utc(),
             )
         )
-    state.enqueue(split_jobs(report), job_cursor=job_cursor)
-    state.record_poll(
-        driver=driver.id,
-        serial_number=serial,
-        report=report,
-        clear_cert_alert=cert_alert_since is not None,
-    )
-    state.device_seen(
-        address=host,
-        port=device.target.port,
-        scheme=device.target.scheme,
-        driver=driver.id,
-        serial_number=serial,
-        vendor=report.device.vendor,
-        model=report.device.product_name,
-    )
+    try:
+        # One commit for the whole poll: the reading and its cursor (the guarantee), and the
+        # poll status and device row with them rather than two more fsyncs.
+        with state.transaction():
+            state.enqueue(split_jobs(report), job_cursor=job_cursor)
+            state.record_poll(
+                driver=driver.id,
+                serial_number=serial,
+                report=report,
+                clear_cert_alert=cert_alert_since is not None,
+            )
+            state.device_seen(
+                address=host,
+                port=device.target.port,
+                scheme=device.target.scheme,
+                driver=driver.id,
+                serial_number=serial,
+                vendor=report.device.vendor,
+                model=report.device.product_name,
+            )
+    except (OutboxFull, StateFull) as exc:
+        return _failed(device, driver, kind, state, str(exc), quiet=True)
     log.debug("%s: %s report queued, %d new jobs", host, kind, len(report.jobs))
     return PollOutcome(device=device, kind=kind, jobs=len(report.jobs), queued=True)
 
@@ -165,12 +182,58 @@ def split_jobs(report: DeviceReport, per_report: int = JOBS_PER_REPORT) -> list[
 
 
 def _failed(
-    device: FoundDevice, driver: Driver, kind: ReportKind, state: State, reason: str
+    device: FoundDevice,
+    driver: Driver,
+    kind: ReportKind,
+    state: State,
+    reason: str,
+    *,
+    quiet: bool = False,
 ) -> PollOutcome:
-    log.warning("%s: %s %s poll failed: %s", device.address, driver.id, kind, reason)
-    state.device_error(address=device.address, reason=reason)
-    state.record_poll(driver=driver.id, serial_number=device.identity.serial_number, error=reason)
+    """A failed poll: its reason on the device's row and status. ``quiet``: a condition of the
+    collector itself (outbox or disk full) that ``State`` logs once, not once per device."""
+    log.log(
+        logging.DEBUG if quiet else logging.WARNING,
+        "%s: %s %s poll failed: %s",
+        device.address,
+        driver.id,
+        kind,
+        reason,
+    )
+    _record_failure(state, device, driver.id, reason)
     return PollOutcome(device=device, kind=kind, error=PollError(device.address, driver.id, reason))
+
+
+def _record_failure(
+    state: State,
+    device: FoundDevice,
+    driver_id: str,
+    reason: str,
+    *,
+    cert_alert_since: datetime | None = None,
+) -> None:
+    try:
+        with state.transaction():
+            _write_failure(state, device, driver_id, reason, cert_alert_since=cert_alert_since)
+    except StateFull:
+        pass  # a full disk is logged once by State; the reading was not stored either
+
+
+def _write_failure(
+    state: State,
+    device: FoundDevice,
+    driver_id: str,
+    reason: str,
+    *,
+    cert_alert_since: datetime | None = None,
+) -> None:
+    state.device_error(address=device.address, reason=reason)
+    state.record_poll(
+        driver=driver_id,
+        serial_number=device.identity.serial_number,
+        error=reason,
+        cert_alert_since=cert_alert_since,
+    )
 
 
 def _certificate_alert(
@@ -186,13 +249,15 @@ def _certificate_alert(
     )
 
 
-def _queue_certificate_alert(device: FoundDevice, state: State, exc: CertificateMismatch) -> None:
-    """Queue a HEALTH report carrying the certificate-changed alert (first seen: the first
-    mismatch, kept across polls so the portal sees one ongoing alert, not a new one each time)."""
+def _certificate_changed(
+    device: FoundDevice, driver: Driver, kind: ReportKind, state: State, exc: CertificateMismatch
+) -> PollOutcome:
+    """A failed poll that also queues a HEALTH report carrying the certificate-changed alert
+    (first seen: the first mismatch, kept across polls so the portal sees one ongoing alert,
+    not a new one each time), in one transaction with the failure."""
     now = now_utc()
     key = (device.driver, device.identity.serial_number)
-    previous = state.device_status(*key)
-    since = previous.cert_alert_since if previous and previous.cert_alert_since else now
+    since = state.cert_alert_since(*key) or now
     text = (
         f"TLS certificate changed: pinned sha256 {exc.expected[:16]}…, the device now presents "
         f"{exc.actual[:16]}…. Not read until an operator checks the device and runs "
@@ -206,8 +271,16 @@ def _queue_certificate_alert(device: FoundDevice, state: State, exc: Certificate
         alerts=[_certificate_alert(text, first_seen=since)],
     )
     log.error("%s: %s", device.address, text)
-    state.enqueue(report)
-    state.record_poll(driver=key[0], serial_number=key[1], cert_alert_since=since)
+    reason = str(exc)
+    log.warning("%s: %s %s poll failed: %s", device.address, driver.id, kind, reason)
+    try:
+        with state.transaction():
+            state.enqueue(report)
+            _write_failure(state, device, key[0], reason, cert_alert_since=since)
+    except (OutboxFull, StateFull):
+        # The alert cannot be queued now (State logged why); the failure is still recorded.
+        _record_failure(state, device, key[0], reason, cert_alert_since=since)
+    return PollOutcome(device=device, kind=kind, error=PollError(device.address, driver.id, reason))
 
 
 async def poll_all(

@@ -10,24 +10,32 @@ Order of operations per batch (see ``state`` for the guarantees this relies on):
    with jitter; any other ``4xx`` → batch quarantined with the portal's problem detail.
 
 The collector token travels only in the ``Authorization`` header and is never logged.
+
+Portal traffic goes through the proxy of ``[proxy]`` when the config has one, else through the
+environment's ``https_proxy`` / ``HTTPS_PROXY`` unless ``no_proxy`` / ``NO_PROXY`` names the
+portal (``portal_proxy``). The proxy's credentials reach httpx only as ``Proxy(auth=...)``, never
+inside a URL, so no log line, error or repr carries them. Devices never go through a proxy.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import os
 import random
 import ssl
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from pydantic import ValidationError
 
-from fleetmeter.collector.config import CollectorConfig
+from fleetmeter.collector.config import CollectorConfig, ConfigError
 from fleetmeter.collector.state import OutboxRow, State
 from fleetmeter.wire import Batch, BatchReceipt, DeviceReport, now_utc
 from fleetmeter.wire.codec import encode_batch
@@ -71,22 +79,171 @@ def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
 
-def describe_http_error(exc: httpx.HTTPError, url: str) -> str:
-    """One line for a transport failure, naming TLS verification problems plainly."""
+# --------------------------------------------------------------------------- proxy
+
+PROXY_VARIABLES = {
+    "https": ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"),
+    "http": ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"),
+}
+"""The environment variables naming the portal's proxy, first set one wins (lower case first,
+as curl and Python's urllib read them)."""
+NO_PROXY_VARIABLES = ("no_proxy", "NO_PROXY")
+
+
+@dataclass(frozen=True)
+class PortalProxy:
+    """The proxy that portal traffic goes through: its URL (never with credentials), where it
+    was configured (``[proxy]`` or the environment variable's name), and the credentials for
+    its Basic authentication (kept out of repr)."""
+
+    url: str
+    source: str
+    auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    ca_file: Path | None = None
+
+    def __str__(self) -> str:
+        return f"proxy {self.url} (from {self.source})"
+
+    def httpx_proxy(self) -> httpx.Proxy:
+        # auth= sends the Proxy-Authorization header (on CONNECT, and on requests forwarded in
+        # the clear); the URL, which httpx and httpcore may put in reprs and error messages,
+        # carries no credentials.
+        context = ssl_context(self.ca_file) if self.url.startswith("https:") else None
+        return httpx.Proxy(self.url, auth=self.auth, ssl_context=context)
+
+
+def portal_proxy(
+    config: CollectorConfig, environ: Mapping[str, str] | None = None
+) -> PortalProxy | None:
+    """The proxy for portal traffic, or None to connect directly.
+
+    ``[proxy]`` wins and the environment is then ignored entirely. Without it, the first of
+    ``https_proxy``, ``HTTPS_PROXY``, ``all_proxy``, ``ALL_PROXY`` that is set (``http_proxy``
+    ... for an ``http://`` portal), unless ``no_proxy`` / ``NO_PROXY`` names the portal's host.
+    The environment is read here, once, rather than by httpx (``trust_env``), so that what the
+    collector does is exactly what it logs and shows. Raises ``ConfigError`` for a proxy URL
+    in the environment that it cannot use.
+    """
+    if config.proxy is not None:
+        section = config.proxy
+        return PortalProxy(section.url, "[proxy]", section.auth, section.ca_file)
+    env = os.environ if environ is None else environ
+    portal = urlsplit(config.portal.url)
+    for name in PROXY_VARIABLES[portal.scheme]:
+        value = env.get(name, "").strip()
+        if value:
+            break
+    else:
+        return None
+    no_proxy = next((env[n] for n in NO_PROXY_VARIABLES if env.get(n, "").strip()), "")
+    if no_proxy_matches(portal.hostname or "", no_proxy):
+        return None
+    return _proxy_from_environment(name, value)
+
+
+def _proxy_from_environment(name: str, value: str) -> PortalProxy:
+    """``http://user:pass@host:port`` (scheme optional, as curl takes it) → a PortalProxy with
+    the credentials moved out of the URL. Errors never quote the value: it may hold them."""
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError([f"environment: {name}: the proxy's port is invalid"]) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            [f"environment: {name}: not an http:// or https:// proxy URL (socks is not supported)"]
+        )
+    auth = None
+    if parts.username is not None or parts.password is not None:
+        auth = (unquote(parts.username or ""), unquote(parts.password or ""))
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    url = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+    return PortalProxy(url, name, auth)
+
+
+def no_proxy_matches(host: str, no_proxy: str) -> bool:
+    """Does a ``NO_PROXY`` list (comma-separated) exempt ``host``? As curl reads it: ``*`` is
+    every host; a name matches itself and its subdomains (a leading dot changes nothing); an
+    IP address or CIDR block matches the addresses in it. Ports are not part of the match."""
+    host = host.strip("[]").rstrip(".").lower()
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if entry == "*":
+            return True
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(entry.strip("[]"), strict=False):
+                    return True
+            except ValueError:
+                pass  # a name: never matches an address
+            continue
+        entry = entry.strip(".")
+        if entry and (host == entry or host.endswith("." + entry)):
+            return True
+    return False
+
+
+def _proxy_refused(proxy: PortalProxy | None, status: int) -> str:
+    """One line for a proxy that did not take our credentials. RFC 9110 §15.5.8 says 407;
+    tinyproxy 1.11 answers 407 only when there are none and 401 to wrong ones."""
+    if proxy is None:
+        return (
+            f"a proxy on the way asks for credentials (HTTP {status}); set [proxy] with its "
+            "url, username and password"
+        )
+    configured = proxy.source == "[proxy]"
+    if proxy.auth is None:
+        fix = (
+            "set proxy.username and proxy.password"
+            if configured
+            else f"put user:password@ in {proxy.source}, or set [proxy]"
+        )
+        return f"proxy asks for credentials: {proxy} answered HTTP {status}; {fix}"
+    fix = (
+        "check proxy.username and proxy.password"
+        if configured
+        else f"check the user and password in {proxy.source}"
+    )
+    return f"proxy refused the credentials: {proxy} answered HTTP {status}; {fix}"
+
+
+def describe_http_error(exc: httpx.HTTPError, url: str, proxy: PortalProxy | None = None) -> str:
+    """One line for a transport failure, naming TLS verification and proxy problems plainly."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             detail = cause.verify_message or str(cause)
+            also = (
+                " (or proxy.ca_file to the CA of the proxy's)"
+                if proxy is not None and proxy.url.startswith("https:")
+                else ""
+            )
             return (
                 f"portal {url}: TLS certificate verification failed ({detail}); set "
-                "portal.ca_file to the CA that issued the portal's certificate"
+                f"portal.ca_file to the CA that issued the portal's certificate{also}"
             )
         cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.ProxyError) and proxy is not None:
+        # httpcore's message for a refused CONNECT is the proxy's status line, e.g.
+        # "407 Proxy Authentication Required": the portal was never reached.
+        status = str(exc).split(" ", 1)[0]
+        if status in ("401", "407"):
+            return f"portal {url}: {_proxy_refused(proxy, int(status))}"
+        return f"portal {url}: {proxy} refused to open a tunnel to it: {exc}"
+    via = f" via {proxy}" if proxy is not None else ""
     if isinstance(exc, httpx.TimeoutException):
-        return f"portal {url}: timed out"
+        return f"portal {url}: timed out{via}"
     if isinstance(exc, httpx.ConnectError):
+        if proxy is not None:
+            # Through a proxy the connection is to the proxy; the portal's own refusal would
+            # have come back as the proxy's answer to CONNECT (a ProxyError).
+            return f"portal {url}: cannot connect to {proxy}: {exc or type(exc).__name__}"
         return f"portal {url}: cannot connect: {exc or type(exc).__name__}"
-    return f"portal {url}: {type(exc).__name__}: {exc}"
+    return f"portal {url}: {type(exc).__name__}: {exc}{via}"
 
 
 def _problem_detail(response: httpx.Response) -> str:
@@ -125,6 +282,7 @@ class UploadStatus:
     last_error_at: datetime | None = None
     next_retry_at: datetime | None = None  # set while backing off after a failure
     batches_sent: int = 0
+    proxy: str | None = None  # "proxy URL (from SOURCE)" when portal traffic goes via one
 
 
 class Backoff:
@@ -229,13 +387,23 @@ class Uploader:
         self.state = state
         self.url = config.portal.ingest_url
         self.backoff = Backoff(cap_s=config.upload.max_backoff_seconds)
-        self.status = UploadStatus()
+        # Sites often reach out only via a proxy: [proxy], else HTTPS_PROXY / NO_PROXY.
+        self.proxy = portal_proxy(config)
+        self.status = UploadStatus(proxy=str(self.proxy) if self.proxy else None)
         self._client = httpx.AsyncClient(
             verify=ssl_context(config.portal.ca_file),
             timeout=config.portal.timeout_seconds,
-            # trust_env: honour HTTPS_PROXY / NO_PROXY — sites often reach out only via a proxy.
-            trust_env=True,
+            proxy=self.proxy.httpx_proxy() if self.proxy else None,
+            # The environment was read once, by portal_proxy: nothing else of it applies.
+            trust_env=False,
         )
+        if self.proxy is not None:
+            log.info("portal traffic goes through %s", self.proxy)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The portal client (its TLS and proxy settings), shared by the settings fetch."""
+        return self._client
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -248,10 +416,13 @@ class Uploader:
 
     async def check_portal(self) -> str | None:
         """Can the portal be reached over verified TLS? None if yes, else a one-line reason."""
+        url = self.config.portal.url
         try:
-            await self._client.get(self.config.portal.url)
+            response = await self._client.get(url)
         except httpx.HTTPError as exc:
-            return describe_http_error(exc, self.config.portal.url)
+            return describe_http_error(exc, url, self.proxy)
+        if response.status_code == 407:  # a proxy forwarding plain http asks for credentials
+            return f"portal {url}: {_proxy_refused(self.proxy, 407)}"
         return None
 
     async def upload_all(self) -> UploadResult:
@@ -337,11 +508,13 @@ class Uploader:
             "Authorization": f"Bearer {self.config.token}",
             "Content-Type": "application/json",
             "Content-Encoding": "zstd",
+            # Which portal settings this collector runs: the portal shows it per collector.
+            "FleetMeter-Config-Version": str(self.config.settings_version),
         }
         try:
             response = await self._client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            reason = describe_http_error(exc, self.url)
+            reason = describe_http_error(exc, self.url, self.proxy)
             self.state.record_batch_failure(batch_id, reason)
             raise UploadError(reason) from exc
 
@@ -354,8 +527,10 @@ class Uploader:
             result.jobs_sent += sum(len(r.jobs) for r in reports)
             log.info("batch %s: %d reports, %d bytes, stored", batch_id, deleted, len(body))
             return
-        detail = _problem_detail(response)
-        reason = f"portal answered {status}: {detail}"
+        if status == 407:  # a proxy forwarding plain http (CONNECT refusals are ProxyErrors)
+            reason = _proxy_refused(self.proxy, status)
+        else:
+            reason = f"portal answered {status}: {_problem_detail(response)}"
         if status >= 500 or status in RETRYABLE_4XX:
             self.state.record_batch_failure(batch_id, reason)
             raise UploadError(f"batch {batch_id}: {reason}", retry_after=_retry_after(response))

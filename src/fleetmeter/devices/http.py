@@ -3,17 +3,19 @@
 ``DeviceHttp`` is the base of those clients: it builds the ``httpx.AsyncClient`` (timeouts,
 a small connection limit, ``devices.tls.device_context``), closes only a client it opened,
 checks every response's certificate pin before anything of it is used, reads bodies under a
-size cap, and translates httpx errors into the devices exception tree. What differs between
+size cap and within a total deadline, and translates httpx errors into the devices exception
+tree. What differs between
 drivers (paths, methods, headers, which statuses mean what) stays in each driver's client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 
@@ -22,6 +24,10 @@ from fleetmeter.devices.errors import DeviceUnreachable, MalformedResponse
 from fleetmeter.devices.tls import check_pin, device_context
 
 __all__ = ["Answer", "DeviceHttp", "host_for_url"]
+
+# Before the request is sent, httpx bounds the wait for a connection slot and the connect
+# (TLS handshake included) by ``timeout_s`` each: the deadline starts at twice that.
+_SETUP_DEADLINES = 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class DeviceHttp:
         self.target = target
         self.pins = pins
         self.max_body_bytes = max_body_bytes
+        self.timeout_s = timeout_s
         self._pin_key = pins.key(target)
         self._base_url = f"{target.scheme}://{host_for_url(target.host)}:{target.port}"
         self._timeout = httpx.Timeout(timeout_s)
@@ -73,6 +80,7 @@ class DeviceHttp:
             # Bodies arrive unencoded: a decoded stream is only capped after each decoded
             # chunk, so 32 KB of zstd could become gigabytes before the cap trips.
             headers={"Accept-Encoding": "identity", **(headers or {})},
+            trust_env=False,  # devices are on the LAN: never via HTTPS_PROXY (docs/collector.md)
         )
 
     async def __aenter__(self) -> Self:
@@ -110,9 +118,54 @@ class DeviceHttp:
         before the body is read, so a driver refuses a status or content type without
         downloading the body. ``where`` starts every error message.
 
+        The exchange has a total deadline: ``timeout_s`` from the moment the request is
+        sent until the whole body is in (httpx's own timeouts are per read, so a device
+        that drips one byte a second would otherwise hold us for ever), after at most
+        ``timeout_s`` each of waiting for a connection slot and connecting.
+
         Raises ``MalformedResponse`` (oversized body, HTTP protocol errors),
-        ``DeviceUnreachable``, ``CertificateMismatch``, and whatever ``check`` raises.
+        ``DeviceUnreachable`` (also: no complete answer within the deadline),
+        ``CertificateMismatch``, and whatever ``check`` raises.
         """
+        loop = asyncio.get_running_loop()
+        try:
+            # Until the request goes out: the pool and connect timeouts (each timeout_s).
+            async with asyncio.timeout(_SETUP_DEADLINES * self.timeout_s) as deadline:
+
+                async def trace(event: str, info: Mapping[str, Any]) -> None:
+                    # httpcore's trace extension: the clock for the answer starts when the
+                    # request headers go out, so a request queued behind others for one of
+                    # the device's few connections is not cut short for waiting.
+                    if event.endswith("send_request_headers.started"):
+                        deadline.reschedule(loop.time() + self.timeout_s)
+
+                return await self._send(
+                    method,
+                    url,
+                    where=where,
+                    params=params,
+                    headers=headers,
+                    content=content,
+                    check=check,
+                    trace=trace,
+                )
+        except TimeoutError as exc:
+            raise DeviceUnreachable(
+                f"{where}: no complete answer within {self.timeout_s:g} s"
+            ) from exc
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        where: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        content: bytes | None,
+        check: Callable[[httpx.Response], None] | None,
+        trace: Callable[[str, Mapping[str, Any]], Any],
+    ) -> Answer:
         try:
             async with self._client.stream(
                 method,
@@ -123,6 +176,7 @@ class DeviceHttp:
                 headers={"Accept-Encoding": "identity", **(headers or {})},
                 content=content,
                 timeout=self._timeout,
+                extensions={"trace": trace},
             ) as response:
                 if self.target.scheme == "https":
                     # Before anything of the response is used: a different device (or a

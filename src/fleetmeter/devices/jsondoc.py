@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,6 +31,7 @@ __all__ = [
     "obj",
     "req_obj",
     "rounded",
+    "shifted",
     "text",
     "timestamp",
     "type_name",
@@ -156,6 +157,16 @@ def timestamp(value: Any, where: str) -> datetime | None:
         return datetime.fromtimestamp(result, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise MalformedResponse(f"{where}: timestamp out of range") from exc
+
+
+def shifted(moment: datetime, seconds: float, where: str) -> datetime:
+    """``moment`` moved by ``seconds`` (negative: earlier). A device's duration may be any
+    number up to ``MAX_NUMBER``, far beyond what ``datetime`` holds (year 1 to 9999), so an
+    overflow is the device's malformed answer, not our crash."""
+    try:
+        return moment + timedelta(seconds=seconds)
+    except OverflowError as exc:
+        raise MalformedResponse(f"{where}: duration out of range") from exc
 
 
 def validated(model: type[Any], fields: Mapping[str, object], where: str) -> Any:

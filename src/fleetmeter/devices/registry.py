@@ -30,9 +30,10 @@ def all_drivers() -> list[Driver]:
     return list(_DRIVERS.values())
 
 
-BUILTIN: tuple[str, ...] = ("ledm", "ipp", "octoprint", "moonraker", "snmp")
+BUILTIN: tuple[str, ...] = ("ledm", "additive", "ipp", "octoprint", "moonraker", "snmp")
 """Built-in drivers in discovery priority: a vendor's own protocol tells more than IPP, and
-IPP more than SNMP, so a device is read by the first of these that recognises it."""
+IPP more than SNMP, so a device is read by the first of these that recognises it. ``ledm``
+and ``additive`` never both recognise one device (different documents on the same port)."""
 
 
 def _load_builtin() -> None:

@@ -14,13 +14,18 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from fleetmeter.portal.api import collectors, device_credentials, direct, ingest, read
+from fleetmeter.portal.api import accounts, collectors, device_credentials, direct, ingest, read
+from fleetmeter.portal.api import billing as billing_api
 from fleetmeter.portal.api.problems import install_problem_handlers
+from fleetmeter.portal.services import access
 from fleetmeter.portal.services.devices_direct import SecretBox
 from fleetmeter.portal.settings import PortalSettings
 from fleetmeter.portal.store.db import make_engine, make_session_factory
 from fleetmeter.portal.store.migrate import require_current
+from fleetmeter.portal.web import alerts as web_alerts
 from fleetmeter.portal.web import collectors as web_collectors
+from fleetmeter.portal.web import fleet_pages as web_fleet
+from fleetmeter.portal.web import jobs as web_jobs
 from fleetmeter.portal.web import routes as web
 from fleetmeter.portal.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from fleetmeter.signing.documents import private_key_from_bytes
@@ -61,6 +66,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    # Every ORM read of a request whose caller is known is scoped to its tenant.
+    access.install_tenant_scope(app.state.session_factory)
     app.state.secret_box = secret_box
     app.state.config_signing_key = config_signing_key
 
@@ -69,9 +76,14 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(direct.router)
     app.include_router(device_credentials.router)
     app.include_router(collectors.router)
+    app.include_router(accounts.router)
     app.include_router(read.router)
+    app.include_router(billing_api.router)
     app.include_router(web.router)
     app.include_router(web_collectors.router)
+    app.include_router(web_fleet.router)
+    app.include_router(web_jobs.router)
+    app.include_router(web_alerts.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

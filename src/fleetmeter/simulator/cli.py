@@ -67,7 +67,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--devices",
         type=int,
         default=defaults.devices,
-        help="number of printers (default %(default)s)",
+        help="number of large-format printers (default %(default)s)",
+    )
+    parser.add_argument(
+        "--additive",
+        type=int,
+        default=defaults.additive,
+        metavar="N",
+        help="number of industrial powder-bed 3D printers, each with its build units and "
+        "processing station, on the addresses after the large-format printers "
+        "(default %(default)s)",
     )
     add_fleet_arguments(parser)
     parser.add_argument(
@@ -88,6 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="jobs each device keeps in JobAccountingDyn.xml (default %(default)s)",
     )
     parser.add_argument(
+        "--build-buffer",
+        type=int,
+        default=defaults.build_buffer,
+        help="finished builds each 3D printer keeps in its history (default %(default)s)",
+    )
+    parser.add_argument(
         "--certificates",
         choices=("auto", "per-device", "shared"),
         default=defaults.certificates,
@@ -100,7 +115,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``sim`` command to the ``fleetmeter`` CLI."""
     parser = subparsers.add_parser(
         "sim",
-        help="run simulated large-format printers (HP EWS / LEDM over HTTPS)",
+        help="run simulated printers: large-format (HP EWS / LEDM over HTTPS) and "
+        "industrial 3D (JSON over HTTPS)",
         description=__doc__,
     )
     add_arguments(parser)
@@ -127,6 +143,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         start=start,
         job_buffer=args.job_buffer,
         certificates=args.certificates,
+        additive=args.additive,
+        build_buffer=args.build_buffer,
     )
 
 
@@ -155,14 +173,13 @@ async def _serve(sim: Simulator) -> int:
     try:
         await sim.start()
         print(json.dumps(sim.ready_info(), ensure_ascii=False), flush=True)
-        for e in sim.endpoints[:_LISTED]:
+        endpoints = sim.all_endpoints
+        for e in endpoints[:_LISTED]:
             log.info(
                 "%s  https://%s:%d  %s", e.plan.serial_number, e.address, e.port, e.plan.model.name
             )
-        if len(sim.endpoints) > _LISTED:
-            log.info(
-                "... and %d more (GET %s/devices)", len(sim.endpoints) - _LISTED, sim.control_url
-            )
+        if len(endpoints) > _LISTED:
+            log.info("... and %d more (GET %s/devices)", len(endpoints) - _LISTED, sim.control_url)
         await stop.wait()
         log.info("stopping")
         await sim.stop()

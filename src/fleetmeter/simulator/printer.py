@@ -1048,8 +1048,9 @@ class PrinterPlan:
 
 def plan_fleet(*, seed: int, count: int) -> list[PrinterPlan]:
     """Models and serial numbers of ``count`` printers, drawn from ``seed`` (cheap: no state)."""
-    if count < 1:
-        raise ValueError("a fleet has at least one printer")
+    # No printers is a fleet too: a simulator may serve additive printers only.
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
     rng = random.Random(f"fleetmeter-fleet:{seed}")  # noqa: S311 (simulation, not secrets)
     plans: list[PrinterPlan] = []
     serials: set[str] = set()

@@ -1,8 +1,10 @@
 """Serve a fleet of virtual printers over HTTPS (one loopback address each) plus a control API.
 
-Each printer answers ``GET /DevMgmt/<document>.xml`` on its own address (``subnet base + i + 1``),
-all on the same TCP port, like a LAN of real EWS. A plain-HTTP control API on ``control_host``
-exposes ground truth and the clock (docs/architecture.md, "Simulator control API").
+Each large-format printer answers ``GET /DevMgmt/<document>.xml`` on its own address (``subnet
+base + i + 1``), all on the same TCP port, like a LAN of real EWS; the additive (powder-bed 3D)
+printers come after them on the subnet and answer FleetMeter's JSON API ``GET /api/am/v1/…``
+(``additive_api``). A plain-HTTP control API on ``control_host`` exposes ground truth and the
+clock (docs/architecture.md, "Simulator control API").
 
 Everything runs on one asyncio loop and scales to thousands of devices in one process: every
 device socket is served by ``loop.create_server`` with a small h11 protocol (no per-device
@@ -38,7 +40,13 @@ import h11
 import uvicorn
 
 from fleetmeter.signing.certs import self_signed
-from fleetmeter.simulator import ledm_docs
+from fleetmeter.simulator import additive_api, ledm_docs
+from fleetmeter.simulator.additive import (
+    DEFAULT_BUILD_BUFFER,
+    AdditiveFleet,
+    AdditivePlan,
+    AdditivePrinter,
+)
 from fleetmeter.simulator.clock import SimClock
 from fleetmeter.simulator.printer import DEFAULT_JOB_BUFFER, Fleet, PrinterPlan, VirtualPrinter
 
@@ -82,11 +90,19 @@ class SimulatorConfig:
     """``per-device`` (each device its own self-signed certificate, like real printers),
     ``shared`` (one for all: cheap for large fleets) or ``auto`` (per-device up to
     ``SHARED_CERTIFICATE_ABOVE`` devices)."""
+    additive: int = 0
+    """Industrial powder-bed 3D printers, on the addresses after the ``devices`` printers."""
+    build_buffer: int = DEFAULT_BUILD_BUFFER
+    """Finished builds each additive printer keeps in its history."""
+
+    @property
+    def total_devices(self) -> int:
+        return self.devices + self.additive
 
     @property
     def shared_certificate(self) -> bool:
         if self.certificates == "auto":
-            return self.devices > SHARED_CERTIFICATE_ABOVE
+            return self.total_devices > SHARED_CERTIFICATE_ABOVE
         return self.certificates == "shared"
 
 
@@ -111,6 +127,38 @@ class DeviceEndpoint:
         return {
             "address": self.address,
             "port": self.port,
+            "kind": "lfp",
+            "serial_number": self.plan.serial_number,
+            "model": self.plan.model.name,
+            "product_number": self.plan.model.product_number,
+            "certificate_sha256": self.certificate_sha256,
+        }
+
+
+@dataclass(frozen=True)
+class AdditiveEndpoint:
+    """An additive printer's address; its cell (build units, station) answers there too."""
+
+    address: str
+    port: int
+    plan: AdditivePlan
+    fleet: AdditiveFleet
+    certificate_sha256: str
+
+    @property
+    def printer(self) -> AdditivePrinter:
+        """The device's printer (built on first access)."""
+        return self.fleet[self.plan.index]
+
+    @property
+    def serial_number(self) -> str:
+        return self.plan.serial_number
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "port": self.port,
+            "kind": "additive",
             "serial_number": self.plan.serial_number,
             "model": self.plan.model.name,
             "product_number": self.plan.model.product_number,
@@ -253,6 +301,24 @@ class _Device:
         return 200, ledm_docs.render(printer, name), b"text/xml; charset=utf-8", []
 
 
+class _AdditiveDevice:
+    """What one additive printer's connections share (the same interface as ``_Device``)."""
+
+    __slots__ = ("clock", "endpoint")
+
+    server_header = additive_api.SERVER_HEADER
+
+    def __init__(self, endpoint: AdditiveEndpoint, clock: SimClock) -> None:
+        self.endpoint = endpoint
+        self.clock = clock
+
+    def respond(self, method: bytes, target: bytes) -> tuple[int, bytes, bytes, list[bytes]]:
+        printer = self.endpoint.printer
+        # Documents are consistent with ground truth at the instant they are served.
+        printer.advance_to(self.clock.now())
+        return additive_api.respond(printer, method, target)
+
+
 class _HttpDate:
     """The Date header value, formatted at most once a second."""
 
@@ -275,7 +341,12 @@ class _DeviceConnection(asyncio.Protocol):
     to await, and a protocol with no task per request keeps thousands of devices cheap.
     """
 
-    def __init__(self, device: _Device, tracker: set[asyncio.Transport], date: _HttpDate) -> None:
+    def __init__(
+        self,
+        device: _Device | _AdditiveDevice,
+        tracker: set[asyncio.Transport],
+        date: _HttpDate,
+    ) -> None:
         self.device = device
         self.tracker = tracker
         self.date = date
@@ -429,12 +500,18 @@ class Simulator:
     """
 
     def __init__(self, config: SimulatorConfig) -> None:
-        if config.devices < 1:
-            raise SimulatorError(f"devices must be >= 1, got {config.devices}")
+        if config.devices < 0 or config.additive < 0:
+            raise SimulatorError(
+                f"devices and additive must be >= 0, got {config.devices} and {config.additive}"
+            )
+        if config.total_devices < 1:
+            raise SimulatorError("devices must be >= 1 (or give additive printers)")
         if not config.speed > 0:
             raise SimulatorError(f"speed must be > 0, got {config.speed}")
         if config.job_buffer < 1:
             raise SimulatorError(f"job buffer must be >= 1, got {config.job_buffer}")
+        if config.build_buffer < 1:
+            raise SimulatorError(f"build buffer must be >= 1, got {config.build_buffer}")
         for name, port in (("port", config.port), ("control port", config.control_port)):
             if not 0 <= port <= 65535:
                 raise SimulatorError(f"{name} must be in 0..65535, got {port}")
@@ -445,7 +522,7 @@ class Simulator:
                 f"certificates must be auto, per-device or shared, got {config.certificates!r}"
             )
         self.config = config
-        self.addresses = device_addresses(config.subnet, config.devices)
+        self.addresses = device_addresses(config.subnet, config.total_devices)
         self.clock = SimClock(start=config.start, speed=config.speed)
         self.printers = Fleet(
             seed=config.seed,
@@ -453,7 +530,16 @@ class Simulator:
             start=self.clock.now(),
             job_buffer=config.job_buffer,
         )
+        # Its own random streams: adding 3D printers leaves the large-format fleet unchanged.
+        self.additive = AdditiveFleet(
+            seed=config.seed,
+            count=config.additive,
+            start=self.clock.now(),
+            build_buffer=config.build_buffer,
+        )
         self.endpoints: list[DeviceEndpoint] = []
+        """The large-format printers (LEDM)."""
+        self.additive_endpoints: list[AdditiveEndpoint] = []
         self.port = 0
         self.control_port = 0
         self._device_servers: list[asyncio.Server] = []
@@ -475,14 +561,24 @@ class Simulator:
         now = self.clock.now()
         for printer in self.printers if everyone else self.printers.built():
             printer.advance_to(now)
+        for cell in self.additive if everyone else self.additive.built():
+            cell.advance_to(now)
         return now
 
+    @property
+    def all_endpoints(self) -> list[DeviceEndpoint | AdditiveEndpoint]:
+        """Every device, in address order: the large-format printers, then the additive."""
+        return [*self.endpoints, *self.additive_endpoints]
+
     def devices_info(self) -> list[dict[str, Any]]:
-        return [e.info() for e in self.endpoints]
+        return [e.info() for e in self.all_endpoints]
 
     def truth(self) -> list[dict[str, Any]]:
         self.advance(everyone=True)
-        return [{"address": e.address, "port": e.port, **e.printer.truth()} for e in self.endpoints]
+        return [
+            {"address": e.address, "port": e.port, "kind": e.info()["kind"], **e.printer.truth()}
+            for e in self.all_endpoints
+        ]
 
     def clock_info(self) -> dict[str, Any]:
         return {
@@ -511,10 +607,11 @@ class Simulator:
             "devices": [
                 {
                     "address": e.address,
+                    "kind": "lfp" if isinstance(e, DeviceEndpoint) else "additive",
                     "serial_number": e.plan.serial_number,
                     "model": e.plan.model.name,
                 }
-                for e in self.endpoints
+                for e in self.all_endpoints
             ],
         }
 
@@ -530,8 +627,10 @@ class Simulator:
                 shared = (_ssl_context(pair.cert_pem, pair.key_pem, Path(tmp)), pair.fingerprint)
                 return [shared] * len(self.addresses)
             out = []
-            for address, plan in zip(self.addresses, self.printers.plans, strict=True):
-                pair = self_signed(plan.serial_number, [address])
+            serials = [p.serial_number for p in self.printers.plans]
+            serials += [p.serial_number for p in self.additive.plans]
+            for address, serial in zip(self.addresses, serials, strict=True):
+                pair = self_signed(serial, [address])
                 out.append((_ssl_context(pair.cert_pem, pair.key_pem, Path(tmp)), pair.fingerprint))
             return out
 
@@ -559,14 +658,25 @@ class Simulator:
         date = _HttpDate()
         try:
             certificates = await asyncio.to_thread(self._certificates)
-            for address, sock, plan, (ctx, fingerprint) in zip(
-                self.addresses, device_socks, self.printers.plans, certificates, strict=True
+            lfp = len(self.printers.plans)
+            for i, (address, sock, (ctx, fingerprint)) in enumerate(
+                zip(self.addresses, device_socks, certificates, strict=True)
             ):
-                endpoint = DeviceEndpoint(address, port, plan, self.printers, fingerprint)
-                self.endpoints.append(endpoint)
-                device = _Device(endpoint, self.clock)
+                device: _Device | _AdditiveDevice
+                if i < lfp:
+                    endpoint = DeviceEndpoint(
+                        address, port, self.printers.plans[i], self.printers, fingerprint
+                    )
+                    self.endpoints.append(endpoint)
+                    device = _Device(endpoint, self.clock)
+                else:
+                    cell = AdditiveEndpoint(
+                        address, port, self.additive.plans[i - lfp], self.additive, fingerprint
+                    )
+                    self.additive_endpoints.append(cell)
+                    device = _AdditiveDevice(cell, self.clock)
 
-                def factory(device: _Device = device) -> _DeviceConnection:
+                def factory(device: _Device | _AdditiveDevice = device) -> _DeviceConnection:
                     return _DeviceConnection(device, self._connections, date)
 
                 self._device_servers.append(
@@ -601,8 +711,10 @@ class Simulator:
             raise
         self._ticker = asyncio.create_task(self._tick())
         log.info(
-            "simulating %d printers on port %d (%s certificates), control API %s, speed %g",
+            "simulating %d printers and %d additive printers on port %d (%s certificates), "
+            "control API %s, speed %g",
             len(self.printers),
+            len(self.additive),
             port,
             "one shared" if self.config.shared_certificate else "per-device",
             self.control_url,

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fleetmeter.wire.model import UtcDatetime
-from fleetmeter.wire.targets import MAX_HOSTS, TargetError, parse_target
+from fleetmeter.wire.targets import MAX_HOSTS, check_targets, parse_target
 
 FORMAT: Literal["fleetmeter-collector-config/1"] = "fleetmeter-collector-config/1"
 MIN_USAGE_INTERVAL_MINUTES = 30
@@ -60,15 +60,7 @@ class RemoteRange(_Strict):
     @field_validator("targets")
     @classmethod
     def _parse_targets(cls, value: list[str]) -> list[str]:
-        problems = []
-        for text in value:
-            try:
-                parse_target(text)
-            except TargetError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise ValueError("; ".join(problems[:5]))
-        return [text.strip() for text in value]
+        return [text.strip() for text in check_targets(value)]
 
     def host_count(self) -> int:
         return sum(parse_target(text).count for text in self.targets)

@@ -43,6 +43,8 @@ SquareMillimetres = NonNegativeInt
 Millimetres = NonNegativeInt
 Grams = NonNegativeInt
 Seconds = NonNegativeInt
+CubicMillimetres = NonNegativeInt
+"""Build volumes (3D). One mm³ is one µL; the name says which of the two a field means."""
 Percent = Annotated[int, Field(ge=0, le=100)]
 ShortText = Annotated[str, Field(max_length=256)]
 LongText = Annotated[str, Field(max_length=2048)]
@@ -218,6 +220,15 @@ class ScanUsage(WireModel):
     copied_area_mm2: SquareMillimetres = 0
 
 
+class MaterialUsage(WireModel):
+    """3D material used over the device's life, per material (powder or filament in grams,
+    agents or resin in µL). None: the device does not say."""
+
+    material: MeterKey
+    used_g: Grams | None = None
+    used_ul: Microlitres | None = None
+
+
 class LifetimeUsage(WireModel):
     """Lifetime counters as read from the device: monotonic except on reset or device swap."""
 
@@ -232,6 +243,16 @@ class LifetimeUsage(WireModel):
     by_media_type: list[MediaTypeUsage] = Field(default_factory=list)
     by_category: list[CategoryUsage] = Field(default_factory=list)
     scan: ScanUsage | None = None
+    # 3D devices. Readers that predate these fields keep them as extras (WireModel).
+    build_time_s: Seconds | None = Field(default=None, description="3D: time spent building.")
+    build_volume_mm3: CubicMillimetres | None = Field(
+        default=None, description="3D: build-chamber volume the builds occupied."
+    )
+    material_g: Grams | None = Field(default=None, description="3D: material used, by weight.")
+    material_ul: Microlitres | None = Field(
+        default=None, description="3D: material used by volume (agents, resin)."
+    )
+    by_material: list[MaterialUsage] = Field(default_factory=list)
 
     def meters(self) -> dict[str, int]:
         """Flatten to named meters (``impressions``, ``ink.C.total_ul``, ...) for counter readings.
@@ -248,6 +269,10 @@ class LifetimeUsage(WireModel):
             "total_ink_ul",
             "total_media_area_mm2",
             "total_media_length_mm",
+            "build_time_s",
+            "build_volume_mm3",
+            "material_g",
+            "material_ul",
         ):
             value = getattr(self, name)
             if value is not None:
@@ -270,6 +295,11 @@ class LifetimeUsage(WireModel):
         for cat in self.by_category:
             out[f"category.{cat.category}.area_mm2"] = cat.area_mm2
             out[f"category.{cat.category}.length_mm"] = cat.length_mm
+        for mat in self.by_material:
+            if mat.used_g is not None:
+                out[f"material.{mat.material}.g"] = mat.used_g
+            if mat.used_ul is not None:
+                out[f"material.{mat.material}.total_ul"] = mat.used_ul
         if self.scan is not None:
             out["scan.scan_jobs"] = self.scan.scan_jobs
             out["scan.copy_jobs"] = self.scan.copy_jobs
@@ -364,6 +394,10 @@ class Alert(WireModel):
 
 
 class BuildJob(WireModel):
+    """A 3D build (the running one, or a finished one in ``recent_builds``). A finished build
+    is also a ``JobRecord`` (the billable record), with the same id as its ``job_uuid``
+    where the device gives builds UUIDs."""
+
     id: ShortText
     name: LongText | None = None
     material: ShortText | None = None
@@ -377,6 +411,17 @@ class BuildJob(WireModel):
     outcome: ShortText | None = Field(default=None, description="running, completed, failed, ...")
     material_used_g: Grams | None = None
     agent_used_ul: dict[ShortText, Microlitres] = Field(default_factory=dict)
+    sequence_number: NonNegativeInt | None = Field(
+        default=None, description="The device's build counter, as JobRecord.sequence_number."
+    )
+    ended_at: UtcDatetime | None = None
+    print_time_s: Seconds | None = Field(
+        default=None, description="Time the build occupied the printer (warm-up and layers)."
+    )
+    build_volume_mm3: CubicMillimetres | None = Field(
+        default=None, description="Build-chamber volume used: bed area × build height."
+    )
+    build_unit: ShortText | None = Field(default=None, description="Serial of its build unit.")
 
 
 class Material(WireModel):
@@ -386,6 +431,13 @@ class Material(WireModel):
     remaining_ul: Microlitres | None = None
     consumed_g: Grams | None = None
     consumed_ul: Microlitres | None = None
+    location: ShortText | None = Field(
+        default=None, description="Where it is held, e.g. 'printer', 'station:<serial>'."
+    )
+    status: SupplyState | None = None
+    level_percent: Percent | None = None
+    capacity_g: Grams | None = None
+    capacity_ul: Microlitres | None = None
 
 
 class BuildUnit(WireModel):
@@ -393,6 +445,12 @@ class BuildUnit(WireModel):
     state: ShortText
     location: ShortText = Field(description="printer, processing_station, cooling, ...")
     build_job_id: ShortText | None = None
+    material: ShortText | None = None
+    powder_g: Grams | None = Field(default=None, description="Powder it holds now.")
+    state_since: UtcDatetime | None = None
+    ready_at: UtcDatetime | None = Field(
+        default=None, description="When its current step (e.g. cooling) is expected to end."
+    )
 
 
 class ProcessingStation(WireModel):
@@ -400,7 +458,14 @@ class ProcessingStation(WireModel):
     kind: ShortText = Field(description="unpacking, material_recovery, mixing, cooling, ...")
     state: ShortText
     powder_stored_g: Grams | None = None
-    mixing_ratio_percent: Percent | None = None
+    mixing_ratio_percent: Percent | None = Field(
+        default=None, description="Share of fresh powder in the mix loaded into build units."
+    )
+    product_name: ShortText | None = None
+    material: ShortText | None = None
+    fresh_powder_g: Grams | None = None
+    recovered_powder_g: Grams | None = None
+    build_unit: ShortText | None = Field(default=None, description="Serial of the unit docked.")
 
 
 class AdditiveStatus(WireModel):

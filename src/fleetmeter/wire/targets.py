@@ -123,3 +123,17 @@ def parse_target(text: str) -> TargetSpec:
 def _looks_numeric(value: str) -> bool:
     # "10.0.0.300" matches the host-name grammar but is a mistyped address, not a name.
     return all(part.isdigit() for part in value.rstrip(".").split("."))
+
+
+def check_targets(values: list[str]) -> list[str]:
+    """Every target parsed; one ``ValueError`` naming each bad one (for pydantic validators,
+    which turn it into a field error)."""
+    problems = []
+    for text in values:
+        try:
+            parse_target(text)
+        except TargetError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ValueError("; ".join(problems[:5]))
+    return values

@@ -357,7 +357,12 @@ def _count(attrs: Mapping[str, Any], name: str) -> int | None:
 
 def _datetime(value: Any) -> datetime | None:
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            # A dateTime of year 1 east of UTC (or 9999 west of it) has no UTC datetime:
+            # as unreadable as a missing one (found by tests/devices/test_hostile_ipp.py).
+            return None
     return None
 
 

@@ -157,6 +157,10 @@ def parse_xml(data: bytes, *, document: str = "document") -> Element:
         raise MalformedResponse(f"{document}: refused unsafe XML ({type(exc).__name__})") from exc
     except ParseError as exc:
         raise MalformedResponse(f"{document}: not well-formed XML ({exc})") from exc
+    except (LookupError, ValueError) as exc:
+        # The XML declaration names an encoding Python does not know ("bogus": LookupError)
+        # or one expat cannot read ("utf-7", any multi-byte codec: ValueError).
+        raise MalformedResponse(f"{document}: unreadable XML encoding ({exc})") from exc
     return root
 
 
@@ -208,11 +212,15 @@ def _decimal(text: str, where: str) -> Decimal:
         raise MalformedResponse(f"{where}: {text[:40]!r} is not a number") from exc
     if not value.is_finite():
         raise MalformedResponse(f"{where}: {text[:40]!r} is not a finite number")
-    # No counter of a real device has more than 18 digits; a bigger exponent ('1e10000000')
-    # would cost minutes of CPU in int() and could never be stored anyway.
-    if value and abs(value.adjusted()) > 18:
+    if not _in_range(value):
         raise MalformedResponse(f"{where}: {text[:40]!r} is out of range")
     return value
+
+
+def _in_range(value: Decimal) -> bool:
+    # No counter of a real device has more than 18 digits; a bigger exponent ('1e10000000')
+    # would cost minutes of CPU in int() and could never be stored anyway.
+    return not value or abs(value.adjusted()) <= 18
 
 
 def _int(elem: Element | None, document: str, *path: str) -> int | None:
@@ -234,10 +242,13 @@ def _lenient_int(elem: Element | None, *path: str) -> int | None:
     text = _text(elem, *path)
     if text is None:
         return None
+    # Bounded like every other number: "Infinity" would raise OverflowError in int(), and
+    # "1e999999999" would take minutes of CPU (found by tests/devices/test_hostile_ledm.py).
     try:
-        return _round(Decimal(text))
-    except (InvalidOperation, ValueError):
+        value = Decimal(text)
+    except InvalidOperation:
         return None
+    return _round(value) if value.is_finite() and _in_range(value) else None
 
 
 def _date(elem: Element | None, *path: str) -> date | None:
@@ -263,7 +274,10 @@ def _datetime(elem: Element | None, document: str, *path: str) -> datetime | Non
         # LEDM timestamps carry "Z" or an offset; a naive one is taken as UTC, the only
         # zone a device without one can be assumed to mean.
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # "0001-01-01T00:00+05:00" is before datetime.min in UTC
+        raise MalformedResponse(f"{_where(document, node)}: bad timestamp {text[:40]!r}") from exc
 
 
 # --------------------------------------------------------------------------- units

@@ -34,7 +34,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fleetmeter.devices import jsondoc
@@ -48,6 +48,7 @@ from fleetmeter.devices.jsondoc import number as _number
 from fleetmeter.devices.jsondoc import obj as _obj
 from fleetmeter.devices.jsondoc import req_obj as _req_obj
 from fleetmeter.devices.jsondoc import rounded as _rounded
+from fleetmeter.devices.jsondoc import shifted as _shifted
 from fleetmeter.devices.jsondoc import text as _text
 from fleetmeter.devices.jsondoc import timestamp as _timestamp
 from fleetmeter.devices.jsondoc import validated as _validated
@@ -317,7 +318,11 @@ def _running_build(
         "layers_done": _rounded(info.get("current_layer"), "print_stats.info.current_layer"),
         # virtual_sdcard.progress is the file position as a fraction (0.0–1.0).
         "progress_percent": min(100, math.floor(progress * 100)) if progress is not None else None,
-        "started_at": collected_at - timedelta(seconds=total) if total is not None else None,
+        "started_at": (
+            _shifted(collected_at, -total, "print_stats.total_duration")
+            if total is not None
+            else None
+        ),
         "duration_s": total,
         "outcome": _PRINT_OUTCOMES[print_state],
     }
@@ -424,7 +429,11 @@ def _end(job: HistoryJob) -> datetime:
     if job.ended_at is not None:
         return job.ended_at
     # "interrupted" entries (Moonraker stopped mid-print) may have no end time.
-    return job.started_at + timedelta(seconds=job.total_duration_s or 0)
+    return _shifted(
+        job.started_at,
+        job.total_duration_s or 0,
+        f"/server/history/list job {job.job_id} total_duration",
+    )
 
 
 def _job_record(job: HistoryJob, device_key: str) -> JobRecord:

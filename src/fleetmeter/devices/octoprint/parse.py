@@ -37,7 +37,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fleetmeter.devices import jsondoc
@@ -51,6 +51,7 @@ from fleetmeter.devices.jsondoc import number as _number
 from fleetmeter.devices.jsondoc import obj as _obj
 from fleetmeter.devices.jsondoc import req_obj as _req_obj
 from fleetmeter.devices.jsondoc import rounded as _seconds
+from fleetmeter.devices.jsondoc import shifted as _shifted
 from fleetmeter.devices.jsondoc import text as _text
 from fleetmeter.devices.jsondoc import timestamp as _timestamp
 from fleetmeter.devices.jsondoc import validated as _validated
@@ -374,8 +375,16 @@ def parse_current_job(doc: Any, *, collected_at: datetime, active: bool) -> Buil
         "id": f"{origin}:{path or name}"[:_SHORT],
         "name": path or name,
         "progress_percent": min(100, math.floor(completion)) if completion is not None else None,
-        "started_at": collected_at - timedelta(seconds=elapsed) if elapsed is not None else None,
-        "estimated_end": collected_at + timedelta(seconds=left) if left is not None else None,
+        "started_at": (
+            _shifted(collected_at, -elapsed, "/api/job progress.printTime")
+            if elapsed is not None
+            else None
+        ),
+        "estimated_end": (
+            _shifted(collected_at, left, "/api/job progress.printTimeLeft")
+            if left is not None
+            else None
+        ),
         "duration_s": elapsed,
         "outcome": outcome or "running",
         **_filament_extras(filament),
@@ -500,7 +509,7 @@ def _job_record(item: FilePrint, device_key: str) -> JobRecord:
 def _recent_build(item: FilePrint, device_key: str) -> BuildJob:
     filament = item.filament if item.success else Filament()
     started = (
-        item.completed_at - timedelta(seconds=item.print_time_s)
+        _shifted(item.completed_at, -item.print_time_s, f"/api/files {item.path[:60]} printTime")
         if item.print_time_s is not None
         else None
     )

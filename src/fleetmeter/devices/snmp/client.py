@@ -297,6 +297,11 @@ class SnmpClient:
                 oid = tuple(int(part) for part in name)
                 if not _is_under(oid, root):
                     return out
+                converted = to_value(value)
+                if converted is None:
+                    # endOfMibView. Checked before the order: it comes back under the name
+                    # that was asked for (RFC 3416 §4.2.2), which is not past the cursor.
+                    return out
                 if oid <= cursor:
                     # RFC 3416 §4.2.2: GETNEXT must move forward; a looping agent would
                     # otherwise keep us here for ever.
@@ -304,9 +309,6 @@ class SnmpClient:
                         f"{self.address}: agent returned OIDs out of order under {prefix}"
                     )
                 cursor = oid
-                converted = to_value(value)
-                if converted is None:
-                    return out  # endOfMibView
                 out[_dotted(oid)] = converted
                 if len(out) > max_objects:
                     raise MalformedResponse(

@@ -56,6 +56,12 @@ _LONG = 2048
 # remaining" (at least one unit). Anything below -3 is not defined: treated as absent.
 OTHER, UNKNOWN, SOME_REMAINING = -1, -2, -3
 
+# The widest SNMP integers: Integer32's minimum and Counter64's maximum (RFC 2578 §7.1).
+_MIN_INTEGER = -(2**31)
+_MAX_UNSIGNED = 2**64 - 1
+# TimeTicks (sysUpTime, prtAlertTime) are unsigned 32-bit hundredths of a second.
+_MAX_TIMETICKS = 2**32 - 1
+
 # hrDeviceTypes (RFC 2790): hrDevicePrinter.
 _HR_DEVICE_PRINTER: Oid = (1, 3, 6, 1, 2, 1, 25, 3, 1, 5)
 _ENTERPRISES: Oid = (1, 3, 6, 1, 4, 1)
@@ -157,7 +163,9 @@ def _typed(col: Column, value: SnmpValue) -> SnmpValue | None:
     if col.syntax == "oid":
         return value if isinstance(value, tuple) else None
     number = _int(value)
-    if number is None:
+    if number is None or not _MIN_INTEGER <= number <= _MAX_UNSIGNED:
+        # No SNMP type carries such an integer; a recording (``.snmprec``) can hold one, and
+        # it would overflow float arithmetic further on.
         return None
     if col.syntax == "counter" and number < 0:
         return None  # Counter32/Gauge32/TimeTicks are unsigned (RFC 2578 §7.1)
@@ -519,7 +527,13 @@ def _alerts(data: PrinterData, device: int, collected_at: datetime) -> list[Aler
         # the difference, so first_seen survives the collector's restarts.
         first_seen = collected_at
         alert_time = row.number("prtAlertTime")
-        if uptime is not None and alert_time is not None and 0 <= alert_time <= uptime:
+        # Both are TimeTicks (RFC 2578 §7.1.8: 32 bits); an agent that sends a Counter64 in
+        # their place could otherwise ask for a timedelta beyond datetime's range.
+        if (
+            uptime is not None
+            and alert_time is not None
+            and 0 <= alert_time <= uptime <= _MAX_TIMETICKS
+        ):
             first_seen = collected_at - timedelta(seconds=(uptime - alert_time) / 100)
         out.append(
             Alert(

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from fleetmeter.portal.api.deps import PrincipalDep, SessionDep, session_factory
+from fleetmeter.portal.api.deps import AdminDep, PrincipalDep, SessionDep, session_factory
 from fleetmeter.portal.api.problems import ProblemError
 from fleetmeter.portal.errors import TenancyError
 from fleetmeter.portal.services import collectors as service
@@ -153,7 +153,7 @@ def _signed_for(
 
 @router.post("/enrolment-tokens", response_model=EnrolmentTokenOut, status_code=201)
 def create_enrolment_token(
-    body: EnrolmentTokenIn, principal: PrincipalDep, session: SessionDep
+    body: EnrolmentTokenIn, principal: AdminDep, session: SessionDep
 ) -> EnrolmentTokenOut:
     try:
         new = service.create_enrolment_token(
@@ -194,7 +194,7 @@ def get_settings(
 
 @router.put("/collectors/{collector_id}/settings", response_model=SettingsOut)
 def put_settings(
-    collector_id: uuid.UUID, body: SettingsIn, principal: PrincipalDep, session: SessionDep
+    collector_id: uuid.UUID, body: SettingsIn, principal: AdminDep, session: SessionDep
 ) -> SettingsOut:
     collector = _owned(session, principal.reseller_id, collector_id)
     try:

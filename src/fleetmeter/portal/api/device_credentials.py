@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from fleetmeter.portal.api.deps import PrincipalDep, SessionDep
+from fleetmeter.portal.api.deps import AdminDep, PrincipalDep, SessionDep
 from fleetmeter.portal.api.problems import ProblemError
 from fleetmeter.portal.errors import TenancyError
 from fleetmeter.portal.services import devices_direct
@@ -95,7 +95,7 @@ def list_credentials(principal: PrincipalDep, session: SessionDep) -> Credential
 
 @router.post("", response_model=SecretOut, status_code=201)
 def add_credential(
-    body: CredentialIn, request: Request, principal: PrincipalDep, session: SessionDep
+    body: CredentialIn, request: Request, principal: AdminDep, session: SessionDep
 ) -> SecretOut:
     customer = session.scalar(
         select(Customer).where(
@@ -124,7 +124,7 @@ def add_credential(
 def rotate_credential(
     key_id: str,
     request: Request,
-    principal: PrincipalDep,
+    principal: AdminDep,
     session: SessionDep,
     body: RotateIn | None = None,
 ) -> SecretOut:
@@ -145,7 +145,7 @@ def rotate_credential(
 
 
 @router.post("/{key_id}/revoke", response_model=CredentialOut)
-def revoke_credential(key_id: str, principal: PrincipalDep, session: SessionDep) -> CredentialOut:
+def revoke_credential(key_id: str, principal: AdminDep, session: SessionDep) -> CredentialOut:
     _owned(session, key_id, principal.reseller_id)
     credential = devices_direct.revoke(session, key_id=key_id, reseller_id=principal.reseller_id)
     session.commit()

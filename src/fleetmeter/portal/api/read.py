@@ -15,7 +15,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime
 
-from fleetmeter.portal.api.deps import SESSION_USER_KEY, PrincipalDep, SessionDep
+from fleetmeter.portal.api.deps import SESSION_USER_KEY, PrincipalDep, SessionDep, client_address
 from fleetmeter.portal.api.problems import ProblemError
 from fleetmeter.portal.api.schemas import (
     CountersOut,
@@ -25,7 +25,7 @@ from fleetmeter.portal.api.schemas import (
     Page,
     SessionOut,
 )
-from fleetmeter.portal.services import tenancy
+from fleetmeter.portal.services import access
 from fleetmeter.portal.store import queries
 from fleetmeter.portal.store.models import Device
 
@@ -40,7 +40,14 @@ Offset = Annotated[int, Query(ge=0)]
 @router.post("/session", response_model=SessionOut)
 def login(body: LoginIn, request: Request, session: SessionDep) -> SessionOut:
     """Log in with email and password; the answer sets the session cookie."""
-    user = tenancy.authenticate_user(session, email=body.email, password=body.password)
+    try:
+        user = access.login(
+            session, email=body.email, password=body.password, address=client_address(request)
+        )
+    except access.LoginThrottled as exc:
+        raise ProblemError(
+            429, str(exc), headers={"Retry-After": str(int(exc.retry_after_s) + 1)}
+        ) from None
     if user is None:
         raise ProblemError(401, "wrong email or password")
     request.session.clear()  # a fresh session on login: no fixation

@@ -10,7 +10,7 @@ device's signing key id.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
 )
@@ -101,6 +102,84 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(SHORT))
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    # admin | billing | service | customer (services/access.py says what each may do).
+    role: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
+    # Set for a customer's read-only user: sees that customer's devices only.
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"))
+
+
+class ApiToken(Base):
+    """A script's credential: scoped (read or write), revocable, stored as a sha256 hash.
+
+    It acts as its user (same reseller, role and customer limit), never with more rights:
+    a read token cannot write even for an admin."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index(None, "reseller_id", "user_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(SHORT))
+    # Global: a request presents its token before the tenant is known.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Operator(Base):
+    """A platform operator: belongs to no tenant and sees one only through a grant."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(SHORT))
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class OperatorGrant(Base):
+    """Explicit, time-limited, read-only access of one operator to one reseller, with why."""
+
+    __tablename__ = "operator_grants"
+    __table_args__ = (Index(None, "reseller_id", "operator_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    operator_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("operators.id"))
+    reason: Mapped[str] = mapped_column(String(LONG))
+    granted_at: Mapped[datetime] = mapped_column(default=now_utc)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Something done in a tenant that its reseller may want to check: every request of an
+    operator, grants, API tokens made and revoked, users added. Append-only."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "reseller_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    at: Mapped[datetime] = mapped_column(default=now_utc)
+    actor: Mapped[str] = mapped_column(String(SHORT))
+    action: Mapped[str] = mapped_column(String(SHORT))
+    detail: Mapped[str | None] = mapped_column(String(LONG))
+
+
+class LoginFailure(Base):
+    """Failed logins per key (an email or a client address) in the current window: after
+    too many, logins for that key are refused unverified until the window ends."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    window_started_at: Mapped[datetime]
+    failures: Mapped[int] = mapped_column(default=0)
 
 
 class Collector(Base):
@@ -343,3 +422,101 @@ class IngestedBatch(Base):
     jobs_duplicate: Mapped[int] = mapped_column(default=0)
     counter_readings: Mapped[int] = mapped_column(default=0)
     alerts: Mapped[int] = mapped_column(default=0)
+
+
+# --------------------------------------------------------------------------- billing
+
+
+class Contract(Base):
+    """A customer's contract: devices (``ContractDevice``) priced by a plan, period by period.
+
+    The plan is kept as the text it was given in (TOML or JSON), validated before it is
+    stored, so what the reseller wrote is what statements are rated with. Dates are days of
+    the customer's calendar in ``timezone``; ``end_date`` is the first day no longer covered.
+    """
+
+    __tablename__ = "contracts"
+    __table_args__ = (Index(None, "reseller_id", "customer_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    name: Mapped[str] = mapped_column(String(SHORT))
+    plan_format: Mapped[str] = mapped_column(String(8))  # toml | json
+    plan_text: Mapped[str] = mapped_column(Text)
+    plan_name: Mapped[str] = mapped_column(String(SHORT))
+    currency: Mapped[str] = mapped_column(String(3))
+    billing_period: Mapped[str] = mapped_column(String(16))  # monthly | quarterly | yearly
+    timezone: Mapped[str] = mapped_column(String(64))  # IANA name
+    start_date: Mapped[date]
+    end_date: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    plan_updated_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class ContractDevice(Base):
+    """A device on a contract from ``valid_from`` (first day) to ``valid_to`` (first day off).
+
+    ``placement`` names the slot the device fills (a room, a site address): a different
+    device in the same placement later is a device swap, which reconciliation reports.
+    """
+
+    __tablename__ = "contract_devices"
+    __table_args__ = (
+        Index(None, "reseller_id", "contract_id"),
+        Index(None, "reseller_id", "device_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    contract_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contracts.id"))
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"))
+    placement: Mapped[str] = mapped_column(String(SHORT))
+    valid_from: Mapped[date]
+    valid_to: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class StatementRecord(Base):
+    """A contract's statement for one period: open (regenerated at will) or closed (frozen).
+
+    ``document`` holds the rated statement, the late-usage adjustments, the per-device usage
+    and the reconciliation as JSON (docs/billing.md, "Stored statements"); money is written
+    as decimal strings, never floats. A closed statement is never written again.
+    """
+
+    __tablename__ = "statements"
+    __table_args__ = (UniqueConstraint("reseller_id", "contract_id", "period_start"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
+    contract_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contracts.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    period_start: Mapped[date]
+    period_end: Mapped[date]
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # open | closed
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[str] = mapped_column(String(64))  # Decimal as text: exact on every backend
+    plan_text: Mapped[str] = mapped_column(Text)  # the plan this statement was rated with
+    document: Mapped[dict[str, Any]]
+    jobs_billed: Mapped[int] = mapped_column(default=0)
+    jobs_late: Mapped[int] = mapped_column(default=0)
+    generated_at: Mapped[datetime] = mapped_column(default=now_utc)
+    closed_at: Mapped[datetime | None]
+
+
+class StatementJob(Base):
+    """Which statement billed a job. The primary key makes it at most one: exactly-once.
+
+    ``period_start`` is the period the job's usage belongs to: the statement's own, or an
+    earlier, closed one whose late usage the statement carries as an adjustment.
+    """
+
+    __tablename__ = "statement_jobs"
+    __table_args__ = (Index(None, "reseller_id", "statement_id"),)
+
+    reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"), primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job_records.id"), primary_key=True)
+    statement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("statements.id"))
+    period_start: Mapped[date]

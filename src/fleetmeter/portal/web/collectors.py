@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from fleetmeter.portal.api.deps import SessionDep, user_from_session
-from fleetmeter.portal.api.problems import field_errors
+from fleetmeter.portal.api.problems import ProblemError, field_errors
 from fleetmeter.portal.errors import TenancyError
+from fleetmeter.portal.services import access
 from fleetmeter.portal.services import collectors as service
 from fleetmeter.portal.store.models import Collector, User
 from fleetmeter.portal.web.routes import check_csrf, render
@@ -64,6 +65,8 @@ async def make_token(request: Request, session: SessionDep) -> Response:
     user = _user(request, session)
     if user is None:
         return RedirectResponse("/login", status_code=303)
+    if not access.may_write(user.role, "admin"):
+        raise ProblemError(403, "only the reseller's admins may change collectors")
     try:
         customer_id = uuid.UUID(str(form.get("customer_id", "")))
         new = service.create_enrolment_token(
@@ -101,6 +104,8 @@ async def save_settings(collector_id: uuid.UUID, request: Request, session: Sess
     user = _user(request, session)
     if user is None:
         return RedirectResponse("/login", status_code=303)
+    if not access.may_write(user.role, "admin"):
+        raise ProblemError(403, "only the reseller's admins may change collectors")
     collector = _owned(session, user, collector_id)
     if collector is None:
         return render(request, "not_found.html", {"user": user}, 404)

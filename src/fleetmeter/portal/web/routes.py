@@ -1,10 +1,12 @@
-"""Web pages: login, logout, fleet overview, device detail."""
+"""Web pages: login and logout, and what every page shares (``render``, CSRF, filters).
+
+The fleet and device pages live in ``fleet_pages``, jobs in ``jobs``, alerts in ``alerts``.
+"""
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,12 @@ from starlette.concurrency import run_in_threadpool
 from fleetmeter.portal.api.deps import (
     SESSION_USER_KEY,
     SessionDep,
+    client_address,
     session_factory,
     user_from_session,
 )
 from fleetmeter.portal.api.problems import ProblemError
-from fleetmeter.portal.services import fleet, tenancy
+from fleetmeter.portal.services import access
 from fleetmeter.portal.store.models import User
 
 HERE = Path(__file__).parent
@@ -69,9 +72,11 @@ def check_csrf(request: Request, submitted: object) -> None:
         raise ProblemError(403, "invalid or missing CSRF token; reload the page and try again")
 
 
-def _authenticate(factory: sessionmaker[Session], email: str, password: str) -> User | None:
+def _authenticate(
+    factory: sessionmaker[Session], email: str, password: str, address: str | None
+) -> User | None:
     with factory() as session:
-        return tenancy.authenticate_user(session, email=email, password=password)
+        return access.login(session, email=email, password=password, address=address)
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -101,7 +106,12 @@ async def login(request: Request) -> Response:
             request, "login.html", {"error": "Enter email and password.", "email": ""}, 400
         )
     # argon2 verify is CPU-bound (~50 ms): a thread keeps the event loop responsive.
-    user = await run_in_threadpool(_authenticate, session_factory(request), email, password)
+    try:
+        user = await run_in_threadpool(
+            _authenticate, session_factory(request), email, password, client_address(request)
+        )
+    except access.LoginThrottled as exc:
+        return render(request, "login.html", {"error": str(exc), "email": email}, 429)
     if user is None:
         return render(
             request, "login.html", {"error": "Wrong email or password.", "email": email}, 401
@@ -118,27 +128,3 @@ async def logout(request: Request) -> Response:
     check_csrf(request, form.get("csrf"))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
-
-
-@router.get("/fleet", response_class=HTMLResponse)
-def fleet_page(request: Request, session: SessionDep) -> Response:
-    user = user_from_session(request, session)
-    if user is None:
-        return RedirectResponse("/login", status_code=303)
-    devices = fleet.fleet_overview(session, reseller_id=user.reseller_id)
-    return render(
-        request, "fleet.html", {"user": user, "devices": devices, "refresh": REFRESH_SECONDS}
-    )
-
-
-@router.get("/devices/{device_id}", response_class=HTMLResponse)
-def device_page(device_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
-    user = user_from_session(request, session)
-    if user is None:
-        return RedirectResponse("/login", status_code=303)
-    detail = fleet.device_detail(session, reseller_id=user.reseller_id, device_id=device_id)
-    if detail is None:
-        return render(request, "not_found.html", {"user": user}, 404)
-    return render(
-        request, "device.html", {"user": user, "detail": detail, "refresh": REFRESH_SECONDS}
-    )
