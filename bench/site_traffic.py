@@ -23,7 +23,8 @@ portal's own certificate and key (the collector verifies it against the test CA 
 sees every batch: compressed body, decompressed JSON (the baseline: the same data uploaded as
 plain JSON), reports, HTTP heads. It also plays the server's keep-alive timeout (uvicorn's and
 httpx's default, 5 s) on the accelerated clock: a connection with no new request 5 s / speed
-after an answer is closed, so connections are reopened as often as they would be at ×1.
+after an answer is closed, so connections are reopened as often as they would be at ×1 (in
+(b) the real 5 s: the drain runs at the machine's pace, not the simulated clock's).
 
 Parts:
 
@@ -259,6 +260,14 @@ class Site:
             query = "SELECT count(*) FROM outbox WHERE id <= ? AND quarantined_at IS NULL"
             return int(conn.execute(query, (row,)).fetchone()[0])
 
+    def upload_failures(self) -> int:
+        """Failed upload attempts so far (the collector logs each one as a warning)."""
+        try:
+            text = (self.work / "collector.log").read_text(errors="replace")
+        except OSError:
+            return 0
+        return text.count("fleetmeter.collector.agent: upload: ")
+
     def portal_devices(self) -> int:
         try:
             with self.portal.client() as client:
@@ -366,6 +375,7 @@ class Window:
     wire_down: int
     connections: int
     chunks: int
+    failed_uploads: int
     records: list[Record] = field(repr=False)
 
     @property
@@ -394,6 +404,7 @@ class Window:
             "batches": self.batches,
             "reports": self.reports,
             "reports_per_batch": round(self.reports / self.batches, 2) if self.batches else None,
+            "failed_upload_attempts": self.failed_uploads,
             "tcp_connections": self.connections,
             "connections_per_batch": round(self.connections / self.batches, 3)
             if self.batches
@@ -418,6 +429,7 @@ class Window:
 
 def measure(site_: Site, real_s: float) -> Window:
     counts0 = site_.wire.counts()
+    failures0 = site_.upload_failures()
     t0 = time.monotonic()
     deadline = t0 + real_s
     while (left := deadline - time.monotonic()) > 0:
@@ -434,6 +446,7 @@ def measure(site_: Site, real_s: float) -> Window:
         connections=counts1["connections"] - counts0["connections"],
         chunks=(counts1["chunks_up"] + counts1["chunks_down"])
         - (counts0["chunks_up"] + counts0["chunks_down"]),
+        failed_uploads=site_.upload_failures() - failures0,
         records=site_.recorder.between(t0, t1),
     )
 
@@ -561,6 +574,10 @@ def recovery(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     n, speed = args.devices, args.offline_speed
     with site(work, devices=n, speed=speed, seed=args.seed + 1) as s:
         serials = [d["serial_number"] for d in s.sim("GET", "/devices")]
+        # The drain runs at the machine's pace, not the simulated clock's: the keep-alive
+        # timeout is the real one (scaled down, it would cut connections between batches
+        # that take longer than that to prepare).
+        s.tls_end.idle_close_s = KEEPALIVE_S
         log(f"(b) recovery: {n} printers at ×{speed:g}; warming up (1 simulated hour)")
         s.start_collector()
         collector_started = time.monotonic()
@@ -593,6 +610,7 @@ def recovery(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         queued = sum(v for k, v in backlog.items() if k != "quarantined")
         log(f"(b) portal back; outbox {backlog}")
         wire0 = s.wire.counts()
+        failures0 = s.upload_failures()
         t_restart = time.monotonic()
         s.portal.start(s.running, work, port=s.portal.port, tls=False)
         t_back = time.monotonic()
@@ -612,6 +630,7 @@ def recovery(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             time.sleep(0.2)
         t_empty = time.monotonic()
         wire1 = s.wire.counts()
+        failures = s.upload_failures() - failures0
         records = s.recorder.between(t_back, t_empty)
         ledger_ok, ledger_error, jobs = False, "", 0
         ledger_deadline = time.monotonic() + 120
@@ -653,6 +672,7 @@ def recovery(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "ledger_error": None if ledger_ok else ledger_error,
             "jobs": jobs,
             "batches": len(records),
+            "failed_upload_attempts": failures,
             "batch_statuses": sorted({r.status for r in records}),
             "reports_uploaded": reports,
             "reports_per_batch_max": max((r.reports for r in records), default=0),

@@ -16,7 +16,7 @@ a message when unreachable) the benchmark:
    March 2026 on the customer's calendar (Europe/Berlin), with ~2 % just outside the month
    so the period filter has work to do; prints, scans and copies on four media types, four
    application categories and four ink colours, from a seeded random generator;
-3. runs each measured step in its own process (its peak RSS comes from ``os.wait4``):
+3. runs each measured step in its own process, which reports its own peak RSS (``VmHWM``):
 
    - **baseline**: the plain SQL aggregate — ``SUM``/``COUNT`` ``GROUP BY`` device, kind,
      media type and application category, and ``GROUP BY`` device and ink colour over the
@@ -769,8 +769,23 @@ class StepRun:
     figures: dict[str, Any]
 
 
+def own_peak_rss_mb() -> float:
+    """This process's peak RSS since it started (``VmHWM``).
+
+    Not ``ru_maxrss`` from ``os.wait4``: Linux carries the parent's peak over into a forked
+    child, so every step would report at least what the loader held in the parent.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_step(name: str, fixture_path: Path, workdir: Path) -> StepRun:
-    """Run ``step(name)`` in a child process; its peak RSS comes from ``os.wait4``."""
+    """Run ``step(name)`` in a child process, which reports its own peak RSS."""
     args = [
         sys.executable,
         "-m",
@@ -787,7 +802,7 @@ def run_step(name: str, fixture_path: Path, workdir: Path) -> StepRun:
         proc = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO)
         deadline = time.monotonic() + STEP_TIMEOUT_S
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
@@ -799,13 +814,15 @@ def run_step(name: str, fixture_path: Path, workdir: Path) -> StepRun:
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise BenchError(f"step {name} failed:\n{stderr[-3000:]}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        last = [line for line in stderr.splitlines() if line.strip()][-1:] or [f"exit {code}"]
+        raise BenchError(f"step {name} failed: {last[0]}")
     figures = json.loads(stdout.strip().splitlines()[-1])
     return StepRun(
         seconds=figures["seconds"],
         wall_s=wall,
-        peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+        peak_rss_mb=figures.pop("peak_rss_mb"),
         figures=figures,
     )
 
@@ -988,7 +1005,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.step:
         fixture = Fixture(**json.loads(args.fixture.read_text()))
-        print(json.dumps(step(args.step, fixture, args.workdir)))
+        figures = step(args.step, fixture, args.workdir)
+        print(json.dumps({**figures, "peak_rss_mb": own_peak_rss_mb()}))
         return 0
     if args.devices < 1 or args.jobs < 1:
         parser.error("--devices and --jobs must be >= 1")

@@ -304,7 +304,7 @@ class HostileHttpServer:
     def _serve(self, raw: socket.socket) -> None:
         conn: socket.socket = raw
         try:
-            conn.settimeout(5)
+            conn.settimeout(1)
             if self.mode == "silent":
                 # Not even a TLS handshake: the client must give up on its own.
                 self._stop.wait(60)
