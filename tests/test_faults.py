@@ -16,8 +16,9 @@ varies: processes are real). The collector runs at ×1200 with a 30-minute usage
 (1.5 s real), so that job cursors move, and batches go up, several times a second. The whole
 file takes about two minutes on two cores.
 
-Two tests are expected failures (``xfail(strict=True)``) naming a bug in ``src/`` each: when
-the bug is fixed they pass, strict mode turns that into a failure, and the marker goes.
+Two tests guard bugs this suite found and that are now fixed: a 200 that is not the portal's
+receipt no longer confirms a batch (``Uploader._check_receipt``), and the scheduler no longer
+skips every other slot (``Scheduler.done``).
 """
 
 from __future__ import annotations
@@ -329,17 +330,7 @@ def test_connection_faults_between_collector_and_portal(fault_stack: FaultStack)
     assert proxy.counts()["receipt.duplicate"] >= 1, stack.context()
 
 
-RECEIPT_BUG = (
-    "collector/uploader.py Uploader._check_receipt(): a 200 whose body is not a BatchReceipt "
-    "is logged as 'portal receipt unreadable' and the batch is confirmed (its outbox rows "
-    "deleted), so an answer from something that is not the portal (a captive portal, an "
-    "inspecting proxy's notice page, a misrouted load balancer) loses the batch for good; "
-    "docs/collector.md promises rows are deleted only after the portal's receipt"
-)
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=RECEIPT_BUG)
 def test_a_200_that_is_not_a_receipt_loses_nothing(fault_stack: FaultStack) -> None:
     """A third of the batches are answered 200 by a middlebox with its own HTML page and never
     reach the portal: the collector must treat that as "not stored" and send them again."""
@@ -391,16 +382,7 @@ def test_tls_connection_cut_after_random_byte_counts(tls_fault_stack: FaultStack
 
 # --------------------------------------------------------------------------- the pace
 
-SCHEDULER_BUG = (
-    "collector/scheduler.py Scheduler.done(): the next slot is next_slot(started + interval), "
-    "but a poll starts after its slot (the jitter is only ever added, and the loop wakes "
-    "later still), so started + interval lies past the following slot and next_slot() skips "
-    "it: in steady state health is polled every 10 min instead of 5 and usage every 6 h "
-    "instead of 3 (bench.site_traffic measures 51 % of the documented polls)"
-)
 
-
-@pytest.mark.xfail(strict=True, reason=SCHEDULER_BUG)
 def test_the_collector_keeps_the_documented_pace_day_after_day() -> None:
     """What the traffic figures (bench.site_traffic) and every "exactly once" above assume:
     a day has 288 health slots (5 min) and 8 usage slots (180 min) per device, and a

@@ -44,6 +44,13 @@ def phase(key: DeviceKey, kind: ReportKind) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def _base(slot: float, started: float, interval: float) -> float:
+    """Where the next interval of a poll that started at ``started`` counts from."""
+    if started < slot:
+        return started
+    return max(slot, started - interval / 2)
+
+
 def next_slot(earliest: float, interval: float, offset: float) -> float:
     """The first time ``t >= earliest`` with ``t ≡ offset (mod interval)``."""
     return offset + math.ceil((earliest - offset) / interval) * interval
@@ -55,6 +62,10 @@ class DeviceSchedule:
     health_offset: float
     next_usage: float
     next_health: float
+    # The slots (before jitter) the next polls belong to: the one after is counted from
+    # these, not from when a poll happened to start.
+    usage_slot: float = 0.0
+    health_slot: float = 0.0
     busy: bool = False  # a poll of this device is in flight: never two at once
 
 
@@ -95,7 +106,14 @@ class Scheduler:
             next_usage = next_slot(last_usage + self.usage_s, self.usage_s, usage_offset)
         last_any = max(t for t in (last_usage, last_health, now - self.health_s) if t is not None)
         next_health = next_slot(last_any + self.health_s, self.health_s, health_offset)
-        schedule = DeviceSchedule(usage_offset, health_offset, next_usage, next_health)
+        schedule = DeviceSchedule(
+            usage_offset,
+            health_offset,
+            next_usage,
+            next_health,
+            usage_slot=next_usage,
+            health_slot=next_health,
+        )
         self.devices[key] = schedule
         return schedule
 
@@ -129,13 +147,23 @@ class Scheduler:
         if schedule is None:
             return
         schedule.busy = False
+        # A poll starts a little after its slot (jitter, loop latency). Counting the next slot
+        # from `started + interval` would skip one every time (half the documented pace), so
+        # it is counted from the slot this poll belonged to; from the start when the poll
+        # came before its slot (a first reading; a usage poll covering health); and never
+        # from more than half an interval back, so a collector that was asleep does not
+        # catch up with a burst of polls.
         if kind is ReportKind.USAGE:
-            schedule.next_usage = next_slot(
-                started + self.usage_s, self.usage_s, schedule.usage_offset
-            ) + self._jitter(self.usage_s)
-        schedule.next_health = next_slot(
-            started + self.health_s, self.health_s, schedule.health_offset
-        ) + self._jitter(self.health_s)
+            earliest = _base(schedule.usage_slot, started, self.usage_s)
+            schedule.usage_slot = next_slot(
+                earliest + self.usage_s, self.usage_s, schedule.usage_offset
+            )
+            schedule.next_usage = schedule.usage_slot + self._jitter(self.usage_s)
+        earliest = _base(schedule.health_slot, started, self.health_s)
+        schedule.health_slot = next_slot(
+            earliest + self.health_s, self.health_s, schedule.health_offset
+        )
+        schedule.next_health = schedule.health_slot + self._jitter(self.health_s)
 
     def next_due(self) -> float | None:
         """The earliest due time of a device not being polled, None if there is none."""

@@ -543,11 +543,14 @@ class Uploader:
     def _check_receipt(self, batch_id: uuid.UUID, response: httpx.Response) -> None:
         try:
             receipt = BatchReceipt.model_validate_json(response.content)
-        except ValidationError as exc:
-            # 200 means "durably stored" by contract; an unreadable receipt is a portal bug
-            # worth logging, not a reason to resend (the resend would be a duplicate anyway).
-            log.warning("batch %s: portal receipt unreadable: %s", batch_id, exc.errors()[:1])
-            return
+        except ValidationError:
+            # A 200 without our receipt may come from something that is not the portal (a
+            # captive portal, an inspecting proxy's notice page): the batch may not be stored.
+            # Keep it and send it again; the portal stores a batch id once, so a resend of a
+            # batch it did store is answered "duplicate" and costs nothing.
+            reason = "answer 200 is not a FleetMeter receipt (a proxy or captive portal?)"
+            self.state.record_batch_failure(batch_id, reason)
+            raise UploadError(f"batch {batch_id}: {reason}") from None
         if receipt.batch_id != batch_id:
             raise UploadError(
                 f"batch {batch_id}: portal acknowledged another batch ({receipt.batch_id})"
