@@ -192,6 +192,8 @@ class Collector(Base):
     reseller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resellers.id"))
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     name: Mapped[str] = mapped_column(String(SHORT))
+    # Where the collector stands: devices it reports without a site are placed there.
+    site_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sites.id"))
     # sha256 hex of a 32-byte random token: high entropy, so no slow hash is needed.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
@@ -293,6 +295,9 @@ class JobRecord(Base):
         UniqueConstraint("reseller_id", "device_id", "job_uuid"),
         Index(None, "reseller_id", "device_id", "completed_at"),
         Index(None, "reseller_id", "completed_at"),
+        # The jobs page filters by user or account over a date range (issue 6).
+        Index(None, "reseller_id", "submitter_user", "completed_at"),
+        Index(None, "reseller_id", "submitter_account", "completed_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
@@ -339,6 +344,7 @@ class Alert(Base):
     __table_args__ = (
         UniqueConstraint("reseller_id", "device_id", "code", "first_seen"),
         Index(None, "reseller_id", "cleared_at"),
+        Index(None, "reseller_id", "first_seen"),  # the alerts page, newest first
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
