@@ -29,14 +29,14 @@ after an answer is closed, so connections are reopened as often as they would be
 Parts:
 
 (a) **Traffic** — after one simulated hour of warm-up (first contact: discovery, the first
-    usage read of every printer), ``--days`` simulated days are counted. Measured at ×speed,
-    more polls finish while an upload is under way than at ×1 (the upload loop is woken by
-    every poll), so batches hold more reports than they would. Hence (a2): the collector is
-    restarted at ×1 for ``--realtime-minutes`` (health polls only: no usage poll is due) to
-    measure what each report costs on the wire at the real pace (HTTP and TLS framing, TLS
-    handshakes when the connection has idled out). The **projected ×1 figure** is the day's
-    reports, each compressed alone as a one-report batch, plus that measured per-report
-    overhead.
+    usage read of every printer), ``--days`` simulated days are counted. The collector's
+    upload rounds are paced on the simulated clock (a round every ``upload.interval_seconds``,
+    usage reports and new serious alerts at once), so the accelerated day holds as many
+    batches as a real one. (a2) checks the per-request cost at the real pace: the collector is
+    restarted at ×1 for ``--realtime-minutes`` (health polls only: no usage poll is due) and
+    what each batch costs beyond its body (HTTP heads and answer, TLS framing and handshakes
+    when the connection has idled out) is measured. The **projected ×1 figure** is the day's
+    compressed bodies plus each of its batches at that ×1 overhead.
 (b) **Recovery** — a new site at ``--offline-speed``; after a simulated hour online, the
     portal is stopped for ``--offline-days`` while the collector keeps polling into its outbox.
     One usage interval (plus 15 minutes) before the end, the fleet is paused, so everything
@@ -503,7 +503,7 @@ def traffic(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         made = {kind: sizes.get(kind, {}).get("reports", 0) for kind in ("usage", "health")}
 
         realtime: dict[str, Any] | None = None
-        overhead_per_report: float | None = None
+        overhead_per_batch: float | None = None
         if args.realtime_minutes > 0:
             log(f"(a2) collector at ×1 for {args.realtime_minutes:g} min (health polls only)")
             assert s.collector is not None
@@ -520,29 +520,21 @@ def traffic(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 kind: v["reports"] for kind, v in alone_sizes(window.records).items()
             }
             realtime["reports_per_batch_max"] = max((r.reports for r in window.records), default=0)
-            if window.reports:
+            if window.batches:
                 bodies = sum(r.body for r in window.records)
-                overhead_per_report = (window.wire - bodies) / window.reports
-                realtime["wire_overhead_bytes_per_report"] = round(overhead_per_report, 1)
+                overhead_per_batch = (window.wire - bodies) / window.batches
+                realtime["wire_overhead_bytes_per_batch"] = round(overhead_per_batch, 1)
         per_day = day.sim_s / 86_400
         projected: dict[str, Any] = {}
-        if overhead_per_report is not None:
-            ovh = overhead_per_report
-            alone = sum(k["compressed"] for k in sizes.values())
-            reports = sum(k["reports"] for k in sizes.values())
-            projected["as_scheduled"] = _projection((alone + reports * ovh) / per_day, n)
-
-            def mean(kind: str) -> float:
-                k = sizes.get(kind)
-                return k["compressed"] / k["reports"] if k and k["reports"] else 0.0
-
-            # At the documented schedule; usage reports taken at their measured size (an upper
-            # bound: more frequent usage polls would carry fewer jobs each).
-            doc_day = documented_polls(n, 86_400)
-            site_day = doc_day["health"] * (mean("health") + ovh) + doc_day["usage"] * (
-                mean("usage") + ovh
+        if overhead_per_batch is not None:
+            # Uploads are paced on the simulated clock (a round every interval, urgent reports
+            # at once), so the accelerated day holds as many batches as a real one; only the
+            # per-request cost (TLS handshakes, keep-alive) could differ at ×1: the day's
+            # compressed bodies plus each batch at the overhead measured at ×1.
+            bodies_day = sum(r.body for r in day.records)
+            projected["as_scheduled"] = _projection(
+                (bodies_day + day.batches * overhead_per_batch) / per_day, n
             )
-            projected["documented_schedule"] = _projection(site_day, n)
         site_measured = day.wire / per_day
         return {
             "devices": n,
@@ -721,8 +713,8 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(
                 f"  ×1 sample {rt['real_s']:.0f} s: {rt['reports']} reports in {rt['batches']} "
                 f"batches, {rt['tcp_connections']} connections, "
-                f"{rt.get('wire_bytes_per_report')} wire B/report "
-                f"({rt.get('wire_overhead_bytes_per_report')} of it HTTP/TLS overhead)"
+                f"{rt.get('wire_bytes_per_report')} wire B/report, "
+                f"{rt.get('wire_overhead_bytes_per_batch')} B HTTP/TLS overhead per batch"
             )
         for name, p in t.get("projected_x1", {}).items():
             lines.append(
@@ -820,7 +812,7 @@ def main(argv: list[str] | None = None) -> int:
         "--days", type=float, default=1, help="(a) simulated days counted; 0 skips (a)"
     )
     parser.add_argument(
-        "--realtime-minutes", type=float, default=10, help="(a2) ×1 sample; 0 skips it"
+        "--realtime-minutes", type=float, default=16, help="(a2) ×1 sample; 0 skips it"
     )
     parser.add_argument(
         "--offline-speed", type=float, default=240, help="(b) simulated s per real s"

@@ -62,6 +62,7 @@ class FakePrinter:
     model: str = "Fake T830"
     cert: str | None = None  # its certificate's sha256 (None: derived from the host)
     hang: bool = False  # read() never answers (a device stuck mid-response)
+    alerts: list[Alert] = field(default_factory=list)  # open alerts beyond the usual "ink low"
 
     def print_jobs(self, n: int) -> None:
         start = self.jobs[-1].sequence_number + 1 if self.jobs else 1
@@ -150,7 +151,8 @@ class FakeDriver:
             device=self.identity(printer),
             status=DeviceStatus(engine_state=EngineState.IDLE),
             alerts=[
-                Alert(code="inkLow", severity=AlertSeverity.WARNING, text="C low", first_seen=T0)
+                Alert(code="inkLow", severity=AlertSeverity.WARNING, text="C low", first_seen=T0),
+                *printer.alerts,
             ],
         )
         if options.kind is ReportKind.USAGE:
@@ -311,6 +313,7 @@ def write_config(
     speed: float = 1.0,
     max_batch_bytes: int = 100_000,
     schedule_extra: str = "",
+    upload_extra: str = "",
 ) -> Path:
     """A collector config; ``extra`` is appended verbatim (more sections or ranges)."""
     lines = [
@@ -333,6 +336,7 @@ def write_config(
         "",
         "[upload]",
         f"max_batch_bytes = {max_batch_bytes}",
+        upload_extra,
         "",
         "[[ranges]]",
         f"targets = {json.dumps(targets or ['127.0.1.1'])}",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,9 @@ from fleetmeter.collector import cli as collector_cli
 from fleetmeter.collector.agent import poll_once, run_async
 from fleetmeter.collector.config import CollectorConfig, load_config
 from fleetmeter.collector.state import State
-from fleetmeter.wire import ReportKind
+from fleetmeter.wire import Alert, AlertSeverity, ReportKind
 
-from .conftest import FakeDriver, PortalStub, write_config
+from .conftest import T0, FakeDriver, PortalStub, write_config
 
 pytestmark = pytest.mark.usefixtures("fake_driver")
 
@@ -271,6 +273,96 @@ def test_run_polls_on_schedule_uploads_and_stops_cleanly(
         thread.join(15)
     assert not thread.is_alive() and errors == []
     assert jobs_at_portal(portal) == {"SN-A": [1, 2, 3], "SN-B": [1, 2], "SN-C": [1, 2, 3, 4, 5]}
+
+
+@contextlib.contextmanager
+def running_agent(config: CollectorConfig) -> Iterator[None]:
+    """``run_async(config)`` in a thread of its own until the block ends; fails the test if it
+    does not start, does not stop, or raised."""
+    ready = threading.Event()
+    loop_box: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        async def go() -> None:
+            stop = asyncio.Event()
+            loop_box.append((asyncio.get_running_loop(), stop))
+            await run_async(config, ready=lambda _: ready.set(), stop=stop)
+
+        try:
+            asyncio.run(go())
+        except BaseException as exc:  # reported to the test thread below
+            errors.append(exc)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    try:
+        assert ready.wait(10), errors
+        yield
+    finally:
+        if loop_box:
+            loop, stop = loop_box[0]
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(15)
+    assert not thread.is_alive() and errors == []
+
+
+def test_routine_health_waits_for_the_round_and_a_new_serious_alert_goes_at_once(
+    tmp_path: Path, portal: PortalStub, ca_file: Path, fake_driver: FakeDriver
+) -> None:
+    # One request per health poll would cost a site more in HTTP heads and TLS handshakes
+    # than its data: routine health reports wait for the upload round, usage and a newly
+    # raised error alert do not. At ×600 health is polled every 0.5 s and the upload round
+    # (a day here) never comes during the test: only urgent reports make a request.
+    printer = fake_driver.add("127.0.1.1", "SN-A", jobs=2)
+    config = config_for(
+        tmp_path,
+        portal,
+        ca_file,
+        targets=["127.0.1.1"],
+        usage_minutes=1440,
+        speed=600.0,
+        upload_extra="interval_seconds = 86400",
+    )
+
+    def health_reads() -> int:
+        return sum(1 for _, options in fake_driver.reads if options.kind is ReportKind.HEALTH)
+
+    def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.05)
+        return condition()
+
+    def reports() -> list[tuple[ReportKind, set[str]]]:
+        return [
+            (r.kind, {a.code for a in r.alerts})
+            for received in portal.received
+            for r in received.batch.reports
+        ]
+
+    with running_agent(config):
+        # The first usage read goes at once (billing data).
+        assert portal.wait_for(lambda p: len(p.received) == 1, 15)
+        assert [kind for kind, _ in reports()] == [ReportKind.USAGE]
+        # Routine health polls queue their reports and make no request.
+        reads = health_reads()
+        assert wait_until(lambda: health_reads() >= reads + 3, 15)
+        assert len(portal.received) == 1
+        # A new error alert (a failed printhead) is sent at once, with what was waiting.
+        printer.alerts.append(
+            Alert(code="printhead.failed", severity=AlertSeverity.ERROR, first_seen=T0)
+        )
+        assert portal.wait_for(lambda p: len(p.received) == 2, 15)
+        second = [kind for kind, _ in reports()[1:]]
+        assert ReportKind.HEALTH in second and len(second) >= 4  # three waiting + the alert
+        assert "printhead.failed" in reports()[-1][1]
+        # The same alert in the following polls is not new: no further request.
+        reads = health_reads()
+        assert wait_until(lambda: health_reads() >= reads + 3, 15)
+        assert len(portal.received) == 2
 
 
 def test_run_keeps_collecting_while_the_portal_is_down(

@@ -46,7 +46,7 @@ def test_minimal_config_gets_defaults_and_resolves_paths(tmp_path: Path) -> None
     assert config.schedule.usage_interval_minutes == 180
     assert config.schedule.health_interval_minutes == 5
     assert config.upload.max_batch_bytes == 100_000
-    assert config.upload.interval_seconds == 60
+    assert config.upload.interval_seconds == 300
     assert config.collector.speed == 1.0
     assert config.ranges[0].drivers is None
     assert config.portal.ingest_url == "https://portal.example:8443/api/v1/ingest/batches"

@@ -11,6 +11,11 @@ by its timeout: a hung device never delays another. Discovery runs at start and 
 ``discovery_every_usage_intervals`` usage intervals. Every interval (upload and backoff
 included) is divided by ``collector.speed``.
 
+Uploading: the outbox is sent every ``upload.interval_seconds`` (5 minutes by default, one
+request per round whatever the number of printers), and at once after a usage poll or a poll
+that raised a new error or critical alert. A request per health poll would cost a site more in
+HTTP heads and TLS handshakes than its data (docs/performance.md, "Site traffic").
+
 With ``[console] enabled``, the read-only site console (``console``) is served from the same
 event loop.
 """
@@ -375,7 +380,7 @@ class _Loops:
     def __init__(self, agent: Agent, stop: asyncio.Event) -> None:
         self.agent = agent
         self.stop = stop
-        self.kick = asyncio.Event()  # set after a poll so that its report goes up promptly
+        self.kick = asyncio.Event()  # set after an urgent poll so that its report goes up now
         self.wake = asyncio.Event()  # set when a poll ends (its next due time may be sooner)
         config = agent.config
         speed = config.collector.speed
@@ -390,6 +395,8 @@ class _Loops:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.crashed: BaseException | None = None
         self.new_config: CollectorConfig | None = None  # set by `settings`: restart with it
+        # Per device, the serious alerts its last report carried: only a new one is urgent.
+        self.serious_alerts: dict[tuple[str, str, str], frozenset[str]] = {}
 
     def _sync_schedule(self) -> None:
         """Schedule every device discovery returned, from its persisted poll history (so a
@@ -460,16 +467,33 @@ class _Loops:
     async def _poll(self, device: FoundDevice, kind: ReportKind) -> None:
         async with self.polls:
             started = time.time()
+            urgent = False
             try:
-                await self.agent.poll_one(device, kind)
+                outcome = await self.agent.poll_one(device, kind)
+                urgent = self._urgent(outcome)
             except Exception as exc:
                 # Device errors are outcomes, not exceptions; this is the state database or a
                 # bug. The schedule loop re-raises it: the agent stops rather than lose data.
                 self.crashed = exc
+                urgent = True  # the upload loop must see that the loops are ending
             finally:
                 self.scheduler.done(device.schedule_key, kind, started=started)
-                self.kick.set()
+                if urgent:
+                    self.kick.set()
                 self.wake.set()
+
+    def _urgent(self, outcome: PollOutcome) -> bool:
+        """Whether the report just queued should leave now rather than with the next upload
+        round: usage (billing data) and a newly raised error or critical alert do; routine
+        health reports wait, so that a site sends one request per round, not one per poll
+        (docs/performance.md, "Site traffic")."""
+        key = outcome.device.schedule_key
+        before = self.serious_alerts.get(key, frozenset())
+        if outcome.queued or outcome.serious_alerts:
+            self.serious_alerts[key] = outcome.serious_alerts
+        if outcome.serious_alerts - before:
+            return True
+        return outcome.queued and outcome.kind is ReportKind.USAGE
 
     async def upload(self) -> None:
         backoff = self.agent.uploader.backoff

@@ -20,7 +20,7 @@ Example (every key but ``portal.url``, the token and ``ranges`` has a default)::
 
     [upload]
     max_batch_bytes = 100000               # compressed; <= 100 KiB
-    interval_seconds = 60
+    interval_seconds = 300                 # routine health; usage and new serious alerts go at once
 
     [[ranges]]
     targets = ["10.0.1.0/24", "10.0.2.5-10.0.2.9", "printer.local"]
@@ -220,7 +220,12 @@ class ScheduleSection(_Section):
 
 class UploadSection(_Section):
     max_batch_bytes: int = Field(default=100_000, ge=4096, le=MAX_COMPRESSED_BYTES)
-    interval_seconds: float = Field(default=60.0, gt=0)
+    interval_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the outbox is sent. Usage reports and newly raised error or "
+        "critical alerts are sent at once; routine health reports wait for the next round.",
+    )
     max_backoff_seconds: float = Field(default=300.0, gt=0)
     outbox_alert_rows: int = Field(
         default=10_000,

@@ -42,6 +42,8 @@ OUTBOX_FULL = "outbox full of unsent billing data: not read (see the log and the
 """The reason of a usage poll skipped because ``State.outbox_full()``."""
 
 JOBS_PER_REPORT = 250
+# Alerts that make a health report leave at once rather than with the next upload round.
+SERIOUS_SEVERITIES = frozenset({AlertSeverity.ERROR, AlertSeverity.CRITICAL})
 """A device may hand over thousands of jobs at once (the simulator keeps 2000). They are queued
 as several reports of at most this many jobs, so that every report fits a 100 KB batch
 (250 jobs are ~20 KB compressed) instead of being quarantined as too large."""
@@ -64,6 +66,8 @@ class PollOutcome:
     jobs: int = 0
     queued: bool = False
     error: PollError | None = None
+    # Codes of the open alerts at error severity or above: a new one is sent at once.
+    serious_alerts: frozenset[str] = frozenset()
 
 
 async def _read(
@@ -159,7 +163,14 @@ async def poll_device(
     except (OutboxFull, StateFull) as exc:
         return _failed(device, driver, kind, state, str(exc), quiet=True)
     log.debug("%s: %s report queued, %d new jobs", host, kind, len(report.jobs))
-    return PollOutcome(device=device, kind=kind, jobs=len(report.jobs), queued=True)
+    serious = frozenset(
+        alert.code
+        for alert in report.alerts
+        if alert.cleared_at is None and alert.severity in SERIOUS_SEVERITIES
+    )
+    return PollOutcome(
+        device=device, kind=kind, jobs=len(report.jobs), queued=True, serious_alerts=serious
+    )
 
 
 def split_jobs(report: DeviceReport, per_report: int = JOBS_PER_REPORT) -> list[DeviceReport]:
@@ -280,7 +291,12 @@ def _certificate_changed(
     except (OutboxFull, StateFull):
         # The alert cannot be queued now (State logged why); the failure is still recorded.
         _record_failure(state, device, key[0], reason, cert_alert_since=since)
-    return PollOutcome(device=device, kind=kind, error=PollError(device.address, driver.id, reason))
+    return PollOutcome(
+        device=device,
+        kind=kind,
+        error=PollError(device.address, driver.id, reason),
+        serious_alerts=frozenset({CERTIFICATE_CHANGED}),
+    )
 
 
 async def poll_all(
