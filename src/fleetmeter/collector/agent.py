@@ -46,6 +46,12 @@ from fleetmeter.collector.config import (
 from fleetmeter.collector.console import ConsoleError, SiteConsole
 from fleetmeter.collector.discovery import DiscoveryResult, FoundDevice, discover
 from fleetmeter.collector.poller import PollOutcome, poll_all, poll_device
+from fleetmeter.collector.privacy import (
+    Privacy,
+    PrivacyError,
+    load_or_create_key,
+    private_drivers,
+)
 from fleetmeter.collector.scheduler import Scheduler
 from fleetmeter.collector.state import OutboxLimits, State, StateFull
 from fleetmeter.collector.uploader import Uploader, UploadResult
@@ -144,7 +150,13 @@ class Agent:
         self.config = config
         self.state = state
         state.limits = OutboxLimits.from_upload(config.upload)
-        self.drivers = drivers
+        # Job names and submitters leave the drivers as the customer set them (privacy.py).
+        try:
+            key = load_or_create_key(config.privacy_key_file)
+        except PrivacyError as exc:
+            raise CollectorError(str(exc)) from exc
+        self.privacy = Privacy(policies=config.privacy.policies(), key=key)
+        self.drivers = private_drivers(drivers, self.privacy)
         self.targets: list[ProbeTarget] = expand_ranges(config)
         self.pins = state.load_pins()
         self.devices: list[FoundDevice] = []

@@ -1,5 +1,5 @@
-"""``fleetmeter collector enroll|run|poll-once|discover|status|repin|requeue``: thin CLI over
-``agent`` and ``state``.
+"""``fleetmeter collector enroll|run|poll-once|discover|status|repin|pseudonym|requeue``: thin
+CLI over ``agent`` and ``state``.
 
 Exit codes: 0 success; 1 something failed at run time (a device poll, the upload, nothing
 found, portal unreachable, no pin to forget); 2 the config is unusable. Errors are one line on
@@ -26,6 +26,13 @@ from fleetmeter.collector.agent import (
     run,
 )
 from fleetmeter.collector.config import CollectorConfig, ConfigError, load_config
+from fleetmeter.collector.privacy import FIELDS as PRIVACY_FIELDS
+from fleetmeter.collector.privacy import (
+    FieldPolicy,
+    PrivacyError,
+    load_or_create_key,
+    pseudonym,
+)
 from fleetmeter.collector.state import State, StateError
 
 EXIT_FAILED = 1
@@ -226,6 +233,22 @@ def _cmd_repin(args: argparse.Namespace) -> int:
     return _guarded(args, body)
 
 
+def _cmd_pseudonym(args: argparse.Namespace) -> int:
+    def body(config: CollectorConfig) -> int:
+        try:
+            key = load_or_create_key(config.privacy_key_file)
+        except PrivacyError as exc:
+            _err(str(exc))
+            return EXIT_FAILED
+        policy = config.privacy.policies()[args.field]
+        print(pseudonym(key, args.field, args.value))
+        if policy is not FieldPolicy.PSEUDONYMISE:
+            _err(f"note: privacy.{args.field} is {policy.value!r}: this site does not send it so")
+        return 0
+
+    return _guarded(args, body)
+
+
 def _cmd_requeue(args: argparse.Namespace) -> int:
     def body(config: CollectorConfig) -> int:
         with State(config.data_dir) as state:
@@ -347,6 +370,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         json_flag=False,
     )
     repin.add_argument("address", metavar="ADDRESS", help="the device's host or IP address")
+    pseudo = add(
+        "pseudonym",
+        _cmd_pseudonym,
+        "print the pseudonym this site sends for VALUE (to find a person's or an account's "
+        "jobs in the portal); needs the site's privacy key",
+        json_flag=False,
+    )
+    pseudo.add_argument("value", metavar="VALUE", help="the name as the printers report it")
+    pseudo.add_argument(
+        "--field",
+        choices=PRIVACY_FIELDS,
+        default="user",
+        help="the field VALUE is in (default: user)",
+    )
     add(
         "requeue",
         _cmd_requeue,

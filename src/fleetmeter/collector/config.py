@@ -84,6 +84,9 @@ from pydantic import (
     model_validator,
 )
 
+from fleetmeter.collector.privacy import FIELDS as PRIVACY_FIELDS
+from fleetmeter.collector.privacy import KEY_FILE as PRIVACY_KEY_FILE
+from fleetmeter.collector.privacy import FieldPolicy
 from fleetmeter.devices import registry
 from fleetmeter.devices.base import Driver, Target
 from fleetmeter.signing.documents import DocumentError, parse_public_key
@@ -520,6 +523,30 @@ class ProxySection(_Section):
         return self.username, self.password.get_secret_value()
 
 
+class PrivacySection(_Section):
+    """This customer's setting for job names and submitter fields (``privacy``): what leaves
+    the site as read, as a keyed pseudonym, or not at all."""
+
+    job_name: FieldPolicy = Field(default=FieldPolicy.KEEP, description="The job's name.")
+    user: FieldPolicy = Field(
+        default=FieldPolicy.PSEUDONYMISE,
+        description="The user who sent the job: a person, so a pseudonym unless the customer "
+        "asks for names.",
+    )
+    account: FieldPolicy = FieldPolicy.KEEP
+    project: FieldPolicy = FieldPolicy.KEEP
+    application: FieldPolicy = FieldPolicy.KEEP
+    user_defined: FieldPolicy = FieldPolicy.KEEP
+    key_file: Path | None = Field(
+        default=None,
+        description="The pseudonymisation key (default: privacy.key in the data directory; "
+        "created on first use).",
+    )
+
+    def policies(self) -> dict[str, FieldPolicy]:
+        return {name: getattr(self, name) for name in PRIVACY_FIELDS}
+
+
 class CollectorConfig(_Section):
     # Errors are reported as `FILE: key: reason` (format_validation_error); the input values
     # pydantic would add to its own message may be secrets (a proxy URL with a password in
@@ -536,6 +563,7 @@ class CollectorConfig(_Section):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     upload: UploadSection = Field(default_factory=UploadSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
+    privacy: PrivacySection = Field(default_factory=PrivacySection)
     proxy: ProxySection | None = Field(
         default=None, description="Proxy for portal traffic (default: the environment's)."
     )
@@ -568,6 +596,10 @@ class CollectorConfig(_Section):
                 "collector; narrow the CIDRs"
             )
         return self
+
+    @property
+    def privacy_key_file(self) -> Path:
+        return self.privacy.key_file or self.data_dir / PRIVACY_KEY_FILE
 
     @property
     def token(self) -> str:
@@ -676,6 +708,13 @@ def config_from_dict(
             "portal": portal.model_copy(update={"ca_file": ca_file, "token": token}),
             "collector": config.collector.model_copy(
                 update={"data_dir": resolve(config.collector.data_dir)}
+            ),
+            "privacy": config.privacy.model_copy(
+                update={
+                    "key_file": resolve(config.privacy.key_file)
+                    if config.privacy.key_file is not None
+                    else None
+                }
             ),
             "ranges": ranges,
         }
