@@ -38,17 +38,24 @@ class Portal:
     program: Program | None = None
 
     def start(
-        self, running: list[Program], log_dir: Path, *, port: int = 0, tls: bool = True
+        self,
+        running: list[Program],
+        log_dir: Path,
+        *,
+        port: int = 0,
+        tls: bool = True,
+        name: str = "portal",
     ) -> str:
         """Serve the portal (``port`` 0: any free one); ``tls=False`` serves plain HTTP, for
-        tests whose fault proxy must see the requests (``tests/faultproxy.py``)."""
+        tests whose fault proxy must see the requests (``tests/faultproxy.py``). ``name``
+        names the log file (several portal processes may serve one database)."""
         self.program = Program(
-            "portal",
+            name,
             [
                 *("portal", "serve", "--host", "127.0.0.1", "--port", str(port)),
                 *(("--tls-cert", str(self.cert), "--tls-key", str(self.key)) if tls else ()),
             ],
-            log_path=log_dir / "portal.log",
+            log_path=log_dir / f"{name}.log",
             env=self.env,
         )
         running.append(self.program)
@@ -69,10 +76,11 @@ class Portal:
         )
 
 
-def prepare_portal(tmp_path: Path) -> Portal:
+def prepare_portal(tmp_path: Path, *, database_url: str | None = None) -> Portal:
+    """``database_url``: an empty database to migrate (default: SQLite in ``tmp_path``)."""
     env = {
         "FLEETMETER_DATA_DIR": str(tmp_path / "portal"),
-        "FLEETMETER_DATABASE_URL": f"sqlite:///{tmp_path / 'portal.db'}",
+        "FLEETMETER_DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'portal.db'}",
     }
     (tmp_path / "portal").mkdir()
     ca = certificate_authority("e2e CA")
